@@ -1,0 +1,30 @@
+"""pyvae: variational autoencoders as Pyro models and guides.
+
+>>> from pyvae import VAE, fit, data
+>>> train, test = data.load("sprites")
+>>> vae = VAE.build(input_shape=(1, 64, 64), z_dim=8, prior="mog", likelihood="bernoulli")
+>>> history = fit(vae, train, val=test, epochs=5)
+"""
+
+from . import data, likelihoods, nets, plots, priors
+from .io import load, save
+from .model import LIKELIHOODS, NETS, PRIORS, VAE
+from .train import fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VAE",
+    "fit",
+    "load",
+    "save",
+    "data",
+    "priors",
+    "likelihoods",
+    "nets",
+    "plots",
+    "PRIORS",
+    "LIKELIHOODS",
+    "NETS",
+    "__version__",
+]

@@ -1,0 +1,308 @@
+"""Likelihoods p(x|z): from the decoder's raw output to a distribution over the data.
+
+The contract. A likelihood is a :class:`Likelihood` (a :class:`~pyro.nn.PyroModule`) with
+
+- ``params_per_value`` (int, k): how many decoder outputs it needs per data value. A
+  decoder for data of shape ``(C, *rest)`` returns a tensor of shape
+  ``(*batch, k * C, *rest)``: the k parameters are stacked along the first data axis
+  (channels for images, features for vectors). :meth:`Likelihood.split` undoes that.
+- ``support``: a ``torch.distributions.constraints`` constraint the data must satisfy.
+- ``forward(raw, event_dim)``: returns a Pyro distribution whose event shape is the data
+  shape (``event_dim = len(data shape)``).
+- optionally ``encoder_input(x)``: how data is fed to the encoder (default: as float).
+
+:meth:`Likelihood.validate` checks data against ``support`` before any training, with an
+error that says what to do. A likelihood of your own is a few lines::
+
+    class StudentT(likelihoods.Likelihood):
+        params_per_value = 2
+        support = constraints.real
+
+        def forward(self, raw, event_dim):
+            loc, raw_scale = self.split(raw, event_dim)
+            scale = F.softplus(raw_scale) + 1e-3
+            return dist.StudentT(4.0, loc, scale).to_event(event_dim)
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro.nn import PyroModule, PyroParam
+from torch.distributions import constraints
+
+__all__ = [
+    "Likelihood",
+    "Bernoulli",
+    "ContinuousBernoulli",
+    "Gaussian",
+    "Laplace",
+    "Poisson",
+    "NegativeBinomial",
+    "DiscretizedLogistic",
+    "DiscretizedLogisticDistribution",
+]
+
+
+def _describe(x: torch.Tensor) -> str:
+    """A short summary of a tensor's values for error messages."""
+    xf = x.detach().float()
+    finite = xf[torch.isfinite(xf)]
+    if finite.numel() == 0:
+        return "no finite values"
+    return f"min {finite.min().item():.4g}, max {finite.max().item():.4g}, dtype {x.dtype}"
+
+
+class Likelihood(PyroModule):
+    """Base class of likelihoods p(x|z); see the module docstring for the contract."""
+
+    params_per_value: int = 1
+    support: constraints.Constraint = constraints.real
+    #: What to do when data falls outside ``support``; shown in the error message.
+    support_hint: str = ""
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        """Return p(x|z) from the decoder output ``raw`` (shape ``(*batch, k*C, *rest)``)."""
+        raise NotImplementedError
+
+    def split(self, raw: torch.Tensor, event_dim: int) -> tuple[torch.Tensor, ...]:
+        """Split ``raw`` into ``params_per_value`` tensors of the data's shape."""
+        return raw.chunk(self.params_per_value, dim=raw.dim() - event_dim)
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's view of data ``x`` (default: ``x`` as a float tensor)."""
+        return x if x.is_floating_point() else x.float()
+
+    def validate(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` if ``x`` lies outside this likelihood's support."""
+        ok = self.support.check(x.float() if not x.is_floating_point() else x)
+        if not bool(ok.all()):
+            bad = x[~ok].flatten()[:5].tolist()
+            raise ValueError(
+                f"{type(self).__name__} likelihood: {int((~ok).sum())} data values lie outside "
+                f"its support ({self.support}); first offending values {bad}, data "
+                f"{_describe(x)}. {self.support_hint}".rstrip()
+            )
+
+    def extra_repr(self) -> str:
+        return f"params_per_value={self.params_per_value}"
+
+
+class Bernoulli(Likelihood):
+    """Bernoulli with logits from the decoder, for binary data in {0, 1}.
+
+    Grey-level data (values strictly between 0 and 1, e.g. MNIST scaled to [0, 1]) is
+    refused by default, because the Bernoulli log-probability of a grey level is not a
+    likelihood. Either binarize the data, use :class:`ContinuousBernoulli` (a proper
+    density on [0, 1]), or pass ``soft_targets=True`` to score grey levels with binary
+    cross-entropy as many VAE papers do (then the ELBO is not a bound on a probability).
+    """
+
+    def __init__(self, soft_targets: bool = False):
+        super().__init__()
+        self.soft_targets = soft_targets
+
+    @property
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        return constraints.unit_interval if self.soft_targets else constraints.boolean
+
+    support_hint = (
+        "Bernoulli needs binary data in {0, 1}. For grey levels in [0, 1], binarize the data, "
+        "use likelihoods.ContinuousBernoulli() (likelihood='continuous_bernoulli'), or "
+        "likelihoods.Bernoulli(soft_targets=True) to score them with binary cross-entropy."
+    )
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        fn = dist.Bernoulli(logits=raw, validate_args=False if self.soft_targets else None)
+        return fn.to_event(event_dim)
+
+    def extra_repr(self) -> str:
+        return f"soft_targets={self.soft_targets}"
+
+
+class ContinuousBernoulli(Likelihood):
+    """Continuous Bernoulli (Loaiza-Ganem & Cunningham 2019) for data in [0, 1]."""
+
+    support = constraints.unit_interval
+    support_hint = "ContinuousBernoulli needs data in [0, 1]: scale images by 1/255."
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        return dist.ContinuousBernoulli(logits=raw).to_event(event_dim)
+
+
+class Gaussian(Likelihood):
+    """Gaussian with the decoder giving the mean, for real-valued data.
+
+    ``scale`` is a positive float (fixed), ``"learned"`` (one global learnable scale) or
+    ``"decoder"`` (a scale per data value from the decoder: ``params_per_value == 2``).
+    Learned scales are kept above ``min_scale`` so they cannot collapse to 0.
+    """
+
+    family = dist.Normal
+    support = constraints.real
+    support_hint = "The data must be finite real numbers."
+    scale_options = ("learned", "decoder")
+
+    def __init__(self, scale: float | str = 1.0, min_scale: float = 1e-3):
+        super().__init__()
+        if isinstance(scale, str):
+            if scale not in self.scale_options:
+                raise ValueError(
+                    f"scale must be a positive float or one of {list(self.scale_options)}, "
+                    f"got {scale!r}"
+                )
+        elif not float(scale) > 0:
+            raise ValueError(f"a fixed scale must be > 0, got {scale!r}")
+        self.scale_mode = scale if isinstance(scale, str) else "fixed"
+        self.min_scale = float(min_scale)
+        self.params_per_value = 2 if scale == "decoder" else 1
+        if scale == "learned":
+            self.scale = PyroParam(torch.tensor(1.0), constraints.greater_than(self.min_scale))
+        elif self.scale_mode == "fixed":
+            self.register_buffer("fixed_scale", torch.tensor(float(scale)))
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        if self.scale_mode == "decoder":
+            loc, raw_scale = self.split(raw, event_dim)
+            scale = F.softplus(raw_scale) + self.min_scale
+        else:
+            loc = raw
+            scale = self.scale if self.scale_mode == "learned" else self.fixed_scale
+            scale = scale.expand(loc.shape)
+        return self.family(loc, scale).to_event(event_dim)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale_mode}"
+
+
+class Laplace(Gaussian):
+    """Laplace with the decoder giving the location; ``scale`` options as :class:`Gaussian`."""
+
+    family = dist.Laplace
+
+
+class Poisson(Likelihood):
+    """Poisson with rate ``softplus(decoder output)``, for counts (non-negative integers).
+
+    The encoder sees ``log1p(x)``, the usual variance-stabilising view of counts.
+    """
+
+    support = constraints.nonnegative_integer
+    support_hint = "Poisson needs non-negative integer counts; for real data use Gaussian."
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        return dist.Poisson(F.softplus(raw) + 1e-8).to_event(event_dim)
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log1p(x.float())
+
+
+class NegativeBinomial(Poisson):
+    """Negative binomial for over-dispersed counts: mean ``softplus(decoder output)`` and a
+    learned global ``total_count`` r (inverse dispersion; variance = mean + mean^2 / r)."""
+
+    support_hint = "NegativeBinomial needs non-negative integer counts."
+
+    def __init__(self, total_count: float = 10.0):
+        super().__init__()
+        self.total_count = PyroParam(torch.tensor(float(total_count)), constraints.positive)
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        mean = F.softplus(raw) + 1e-8
+        r = self.total_count
+        return dist.NegativeBinomial(total_count=r, logits=mean.log() - r.log()).to_event(event_dim)
+
+
+class DiscretizedLogisticDistribution(dist.TorchDistribution):
+    """A logistic distribution discretized to the integers 0..255 (8-bit pixel values).
+
+    ``loc`` is on the [-1, 1] scale that maps 0..255 linearly; ``log_scale`` likewise.
+    The end bins 0 and 255 take the tails, so the probabilities sum to exactly 1.
+    """
+
+    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    support = constraints.integer_interval(0, 255)
+    has_rsample = False
+
+    def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, validate_args=None):
+        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
+        super().__init__(self.loc.shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        new = self._get_checked_instance(DiscretizedLogisticDistribution, _instance)
+        new.loc = self.loc.expand(batch_shape)
+        new.log_scale = self.log_scale.expand(batch_shape)
+        super(DiscretizedLogisticDistribution, new).__init__(batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The (undiscretized) location on the 0..255 scale, clipped to the support."""
+        return ((self.loc + 1) * 127.5).clamp(0, 255)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        y = value / 127.5 - 1.0
+        centered = y - self.loc
+        inv_s = torch.exp(-self.log_scale)
+        plus = inv_s * (centered + 1.0 / 255)
+        minus = inv_s * (centered - 1.0 / 255)
+        log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the bin at 0
+        log_one_minus_cdf_minus = -F.softplus(minus)  # log(1 - sigmoid(minus)): the bin at 255
+        cdf_delta = torch.sigmoid(plus) - torch.sigmoid(minus)
+        mid = inv_s * centered
+        log_pdf_mid = mid - self.log_scale - 2.0 * F.softplus(mid)
+        # Where the bin mass underflows, use the density at the bin centre times its width.
+        log_mid_bin = torch.where(
+            cdf_delta > 1e-5,
+            torch.log(cdf_delta.clamp_min(1e-12)),
+            log_pdf_mid - math.log(127.5),
+        )
+        return torch.where(
+            value < 0.5,
+            log_cdf_plus,
+            torch.where(value > 254.5, log_one_minus_cdf_minus, log_mid_bin),
+        )
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        with torch.no_grad():
+            u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device)
+            u = u.clamp(1e-5, 1 - 1e-5)
+            y = self.loc.expand(shape) + self.log_scale.exp().expand(shape) * (
+                torch.log(u) - torch.log1p(-u)
+            )
+            return ((y + 1) * 127.5).round().clamp(0, 255)
+
+
+class DiscretizedLogistic(Likelihood):
+    """Discretized logistic for 8-bit data (integers 0..255), as in PixelCNN++ (one
+    component): the decoder gives a location and a log-scale per value.
+
+    The encoder sees ``x / 127.5 - 1`` (values in [-1, 1]).
+    """
+
+    params_per_value = 2
+    support = constraints.integer_interval(0, 255)
+    support_hint = (
+        "DiscretizedLogistic needs 8-bit integer values 0..255 (do not divide images by 255); "
+        "for data in [0, 1] use ContinuousBernoulli or Gaussian."
+    )
+
+    def __init__(self, min_log_scale: float = -7.0):
+        super().__init__()
+        self.min_log_scale = min_log_scale
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        loc, log_scale = self.split(raw, event_dim)
+        log_scale = log_scale.clamp_min(self.min_log_scale)
+        return DiscretizedLogisticDistribution(loc, log_scale).to_event(event_dim)
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() / 127.5 - 1.0

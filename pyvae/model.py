@@ -1,0 +1,377 @@
+"""The VAE: a Pyro model p(z) p(x|z) and a Pyro guide q(z|x) built from swappable parts."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.nn import PyroModule, pyro_method
+from torch import nn
+
+from . import likelihoods as _likelihoods
+from . import nets as _nets
+from . import priors as _priors
+from .data import as_tensor
+
+__all__ = ["VAE", "PRIORS", "LIKELIHOODS", "NETS"]
+
+#: Names accepted by :meth:`VAE.build`, and the classes they make.
+PRIORS: dict[str, type[_priors.Prior]] = {
+    "normal": _priors.StandardNormal,
+    "mog": _priors.MixtureOfGaussians,
+    "vamp": _priors.VampPrior,
+    "flow": _priors.FlowPrior,
+}
+LIKELIHOODS: dict[str, type[_likelihoods.Likelihood]] = {
+    "bernoulli": _likelihoods.Bernoulli,
+    "continuous_bernoulli": _likelihoods.ContinuousBernoulli,
+    "gaussian": _likelihoods.Gaussian,
+    "laplace": _likelihoods.Laplace,
+    "poisson": _likelihoods.Poisson,
+    "negative_binomial": _likelihoods.NegativeBinomial,
+    "discretized_logistic": _likelihoods.DiscretizedLogistic,
+}
+NETS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "mlp": (_nets.MLPEncoder, _nets.MLPDecoder),
+    "conv": (_nets.ConvEncoder, _nets.ConvDecoder),
+}
+
+_instance_ids = itertools.count()
+
+
+def _forget_params(prefix: str) -> None:
+    """Drop a garbage-collected VAE's entries from Pyro's global parameter store."""
+    store = pyro.get_param_store()
+    for name in [n for n in store.keys() if n.startswith(prefix + ".")]:
+        del store[name]
+
+
+def _lookup(kind: str, table: Mapping[str, Any], name: str) -> Any:
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(table))}")
+    return table[name]
+
+
+@contextlib.contextmanager
+def _kl_weight(weight: float):
+    """Scale the z sites by ``weight`` (the KL weight beta); weight 0 masks them out,
+    since ``poutine.scale`` refuses 0."""
+    if weight == 1:
+        yield
+    elif weight == 0:
+        with poutine.mask(mask=False):
+            yield
+    else:
+        with poutine.scale(scale=weight):
+            yield
+
+
+class VAE(PyroModule):
+    """A variational autoencoder as a Pyro model and guide.
+
+    - :meth:`model`: ``z ~ prior``, ``x ~ likelihood(decoder(z))`` in a plate ``"data"``.
+    - :meth:`guide`: ``z ~ Normal(*encoder(x))`` in the same plate.
+
+    Args:
+        encoder: ``x -> (loc, scale)`` of q(z|x) (see :mod:`pyvae.nets`).
+        decoder: ``z -> raw`` parameters sized for ``likelihood``.
+        prior: a :class:`pyvae.priors.Prior`.
+        likelihood: a :class:`pyvae.likelihoods.Likelihood`.
+        input_shape: the shape of one data item; taken from ``encoder.input_shape`` if
+            not given.
+
+    Each VAE owns its parameters: they live in its modules under a name unique to the
+    instance, so two VAEs in one process never share or overwrite parameters, and a VAE
+    built again starts from fresh ones.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        prior: _priors.Prior,
+        likelihood: _likelihoods.Likelihood,
+        input_shape: Sequence[int] | None = None,
+    ):
+        name = f"vae{next(_instance_ids)}"
+        super().__init__(name=name)
+        for part, value, cls in [
+            ("encoder", encoder, nn.Module),
+            ("decoder", decoder, nn.Module),
+            ("prior", prior, _priors.Prior),
+            ("likelihood", likelihood, _likelihoods.Likelihood),
+        ]:
+            if not isinstance(value, cls):
+                raise TypeError(
+                    f"{part} must be a {cls.__module__}.{cls.__qualname__}, got "
+                    f"{type(value).__name__}"
+                )
+        if input_shape is None:
+            input_shape = getattr(encoder, "input_shape", None)
+            if input_shape is None:
+                raise ValueError(
+                    "cannot tell the data shape: pass input_shape=... or give the encoder "
+                    "an input_shape attribute"
+                )
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.likelihood = likelihood
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.z_dim = prior.z_dim
+        #: How to rebuild this VAE with :meth:`build` (set by :meth:`build`; else None).
+        self.config: dict[str, Any] | None = None
+        weakref.finalize(self, _forget_params, name)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        input_shape: Sequence[int],
+        z_dim: int = 16,
+        prior: str | _priors.Prior = "normal",
+        likelihood: str | _likelihoods.Likelihood = "bernoulli",
+        net: str = "mlp",
+        *,
+        prior_kwargs: Mapping[str, Any] | None = None,
+        likelihood_kwargs: Mapping[str, Any] | None = None,
+        net_kwargs: Mapping[str, Any] | None = None,
+    ) -> VAE:
+        """Build a VAE from names (or instances) of its parts.
+
+        Args:
+            input_shape: shape of one data item, e.g. ``(1, 28, 28)`` or ``(50,)``.
+            z_dim: latent dimension (>= 1).
+            prior: one of ``PRIORS`` (``normal``, ``mog``, ``vamp``, ``flow``) or a Prior.
+            likelihood: one of ``LIKELIHOODS`` or a Likelihood.
+            net: one of ``NETS`` (``mlp``, ``conv``).
+            prior_kwargs, likelihood_kwargs, net_kwargs: extra arguments for the parts,
+                e.g. ``prior_kwargs={"components": 50}``,
+                ``likelihood_kwargs={"scale": "learned"}``, ``net_kwargs={"hidden": (256,)}``.
+        """
+        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
+            raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+        try:
+            input_shape = tuple(int(s) for s in input_shape)
+        except TypeError:
+            raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}") from None
+        if not input_shape or min(input_shape) < 1:
+            raise ValueError(f"input_shape must be non-empty and positive, got {input_shape}")
+        prior_kwargs = dict(prior_kwargs or {})
+        likelihood_kwargs = dict(likelihood_kwargs or {})
+        net_kwargs = dict(net_kwargs or {})
+        config: dict[str, Any] | None = {
+            "input_shape": list(input_shape),
+            "z_dim": z_dim,
+            "prior": prior,
+            "likelihood": likelihood,
+            "net": net,
+            "prior_kwargs": prior_kwargs,
+            "likelihood_kwargs": likelihood_kwargs,
+            "net_kwargs": net_kwargs,
+        }
+        if isinstance(likelihood, str):
+            likelihood = _lookup("likelihood", LIKELIHOODS, likelihood)(**likelihood_kwargs)
+        else:
+            config = None
+        if isinstance(net, str):
+            enc_cls, dec_cls = _lookup("net", NETS, net)
+        else:
+            raise TypeError(f"net must be one of {sorted(NETS)}; for your own nets use VAE(...)")
+        out_shape = _nets.decoder_output_shape(input_shape, likelihood.params_per_value)
+        encoder = enc_cls(input_shape, z_dim, **net_kwargs)
+        decoder = dec_cls(z_dim, out_shape, **net_kwargs)
+        if isinstance(prior, str):
+            prior_cls = _lookup("prior", PRIORS, prior)
+            if prior_cls is _priors.VampPrior:
+                prior_kwargs.setdefault("input_shape", input_shape)
+            prior = prior_cls(z_dim, **prior_kwargs)
+        else:
+            config = None
+        if prior.z_dim != z_dim:
+            raise ValueError(f"the prior has z_dim={prior.z_dim} but z_dim={z_dim}")
+        vae = cls(encoder, decoder, prior, likelihood, input_shape)
+        vae.config = config
+        return vae
+
+    # ------------------------------------------------------------------ model and guide
+    @property
+    def device(self) -> torch.device:
+        """The device of the VAE's parameters."""
+        return next(itertools.chain(self.parameters(), self.buffers())).device
+
+    def _plate(self, batch: int, num_data: int | None, device: torch.device):
+        return pyro.plate(
+            "data", num_data or batch, subsample=torch.arange(batch, device=device), dim=-1
+        )
+
+    @pyro_method
+    def model(
+        self,
+        x: torch.Tensor | None = None,
+        *,
+        num_data: int | None = None,
+        kl_weight: float = 1.0,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """The generative model p(z) p(x|z).
+
+        Args:
+            x: observed minibatch, shape ``(B, *input_shape)``; ``None`` to generate
+                ``batch_size`` new items.
+            num_data: size of the full dataset; the plate scales the minibatch's
+                log-probabilities by ``num_data / B`` (default: no scaling).
+            kl_weight: weight beta of the z sites (KL term); 0 switches it off.
+        Returns:
+            x (observed or sampled), shape ``(B, *input_shape)``.
+        """
+        if x is None:
+            if batch_size is None:
+                raise ValueError("model(None) generates data and needs batch_size=...")
+            batch, device = batch_size, self.device
+        else:
+            x = x if x.is_floating_point() else x.float()
+            batch, device = x.shape[0], x.device
+        prior = self.prior(self.encoder)
+        with self._plate(batch, num_data, device):
+            with _kl_weight(kl_weight):
+                z = pyro.sample("z", prior)
+            px = self.likelihood(self.decoder(z), len(self.input_shape))
+            return pyro.sample("x", px, obs=x)
+
+    @pyro_method
+    def guide(
+        self,
+        x: torch.Tensor,
+        *,
+        num_data: int | None = None,
+        kl_weight: float = 1.0,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """The variational posterior q(z|x) = Normal(encoder(x)), diagonal.
+
+        Takes the same arguments as :meth:`model`. Returns z, shape ``(B, z_dim)``.
+        """
+        if x is None:
+            raise ValueError("the guide needs data x (it is q(z|x))")
+        loc, scale = self.encoder(self.likelihood.encoder_input(x))
+        with self._plate(x.shape[0], num_data, x.device):
+            with _kl_weight(kl_weight):
+                return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    # ------------------------------------------------------------------ using a trained VAE
+    def _batches(self, x: Any, batch_size: int):
+        x = as_tensor(x)
+        self.check_data(x, validate_support=False)
+        for start in range(0, len(x), batch_size):
+            yield x[start : start + batch_size].to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def encode(self, x: Any, batch_size: int = 1024) -> dist.TorchDistribution:
+        """q(z|x) for each item of ``x``: a Normal with batch shape ``(N,)``, event ``(z_dim,)``."""
+        locs, scales = [], []
+        for xb in self._batches(x, batch_size):
+            loc, scale = self.encoder(self.likelihood.encoder_input(xb))
+            locs.append(loc)
+            scales.append(scale)
+        return dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> dist.TorchDistribution:
+        """p(x|z) for latent codes ``z`` of shape ``(*batch, z_dim)``; event shape = data shape."""
+        z = torch.as_tensor(z, dtype=torch.get_default_dtype(), device=self.device)
+        if z.shape[-1:] != (self.z_dim,):
+            raise ValueError(f"z must have shape (..., {self.z_dim}), got {tuple(z.shape)}")
+        return self.likelihood(self.decoder(z), len(self.input_shape))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Any, mean: bool = True) -> torch.Tensor:
+        """Decode the posterior mean of each item: E[x|z] (or a draw if ``mean=False``)."""
+        px = self.decode(self.encode(x).mean)
+        return px.mean if mean else px.sample()
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
+        """Generate ``n`` items: ``z ~ prior``, then E[x|z] (or a draw if ``mean=False``)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        z = self.prior(self.encoder).sample((n,))
+        px = self.decode(z)
+        return px.mean if mean else px.sample()
+
+    @torch.no_grad()
+    def elbo(
+        self, x: Any, num_samples: int = 1, batch_size: int = 1024, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """The evidence lower bound in nats per example.
+
+        ``E_q[log p(x|z) + log p(z) - log q(z|x)]`` estimated with ``num_samples`` draws
+        of z per item, computed from Pyro traces of :meth:`guide` and :meth:`model`, so it
+        holds for any prior and likelihood. ``reduction``: ``"mean"`` (a scalar, the
+        dataset's ELBO per example), ``"sum"`` or ``"none"`` (one value per item, shape
+        ``(N,)``).
+        """
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        values = []
+        for xb in self._batches(x, batch_size):
+            total = xb.new_zeros(len(xb), dtype=torch.get_default_dtype())
+            for _ in range(num_samples):
+                total += _trace_elbo(self.model, self.guide, xb)
+            values.append(total / num_samples)
+        out = torch.cat(values)
+        if reduction == "mean":
+            return out.mean()
+        return out.sum() if reduction == "sum" else out
+
+    def save(self, path: str, overwrite: bool = False):
+        """Save this VAE to ``path`` safely (see :func:`pyvae.io.save`)."""
+        from .io import save
+
+        return save(self, path, overwrite=overwrite)
+
+    # ------------------------------------------------------------------ checks
+    def check_data(self, x: torch.Tensor, validate_support: bool = True) -> None:
+        """Raise a clear error if ``x`` does not fit this VAE (shape, NaN/inf, support)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a tensor, got {type(x).__name__}")
+        if x.dim() == 0 or len(x) == 0:
+            raise ValueError("the data is empty: it needs at least one item")
+        if tuple(x.shape[1:]) != self.input_shape:
+            hint = ""
+            if math.prod(x.shape[1:]) == math.prod(self.input_shape):
+                hint = f"; reshape it with x.reshape(-1, {', '.join(map(str, self.input_shape))})"
+            raise ValueError(
+                f"data items have shape {tuple(x.shape[1:])} (data shape {tuple(x.shape)}) "
+                f"but this VAE was built for input_shape={self.input_shape}{hint}"
+            )
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise ValueError(
+                f"the data has {bad} NaN or infinite values; remove or impute them first"
+            )
+        if validate_support:
+            self.likelihood.validate(x)
+
+
+def _trace_elbo(model, guide, x: torch.Tensor) -> torch.Tensor:
+    """One-sample ELBO per item of ``x`` from traces: sum_model log p - sum_guide log q."""
+    guide_trace = poutine.trace(guide).get_trace(x)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
+    out = 0.0
+    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
+        trace.compute_log_prob()
+        for site in trace.nodes.values():
+            if site["type"] == "sample":
+                out = out + sign * site["log_prob"]
+    return torch.as_tensor(out).expand(len(x))

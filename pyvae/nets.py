@@ -1,0 +1,200 @@
+"""Encoder and decoder networks.
+
+Contracts (any ``nn.Module`` that meets them works):
+
+- **Encoder**: ``encoder(x) -> (loc, scale)`` for ``x`` of shape ``(*batch, *input_shape)``;
+  ``loc`` and ``scale`` (positive) have shape ``(*batch, z_dim)``: the parameters of the
+  diagonal Gaussian q(z|x). An ``input_shape`` attribute lets :class:`~pyvae.VAE` infer
+  the data shape.
+- **Decoder**: ``decoder(z) -> raw`` for ``z`` of shape ``(*batch, z_dim)``; ``raw`` has
+  shape ``(*batch, k * C, *rest)`` for data of shape ``(C, *rest)``, where ``k`` is the
+  likelihood's ``params_per_value`` (see :mod:`pyvae.likelihoods`).
+
+Built in: :class:`MLPEncoder`/:class:`MLPDecoder` for any shape (images are flattened)
+and :class:`ConvEncoder`/:class:`ConvDecoder` for images ``(C, H, W)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "decoder_output_shape"]
+
+MIN_SCALE = 1e-4  # floor on the encoder's posterior scale, for numerical safety
+
+
+def decoder_output_shape(input_shape: Sequence[int], params_per_value: int) -> tuple[int, ...]:
+    """The decoder's output shape (without batch) for data ``input_shape`` and k params."""
+    shape = tuple(int(s) for s in input_shape)
+    return (params_per_value * shape[0], *shape[1:])
+
+
+def _mlp(sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def _gaussian_params(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    loc, raw_scale = h.chunk(2, dim=-1)
+    return loc, F.softplus(raw_scale) + MIN_SCALE
+
+
+def _check_shape(x: torch.Tensor, shape: tuple[int, ...], who: str) -> None:
+    if tuple(x.shape[x.dim() - len(shape) :]) != shape or x.dim() < len(shape):
+        raise ValueError(
+            f"{who} expects inputs of shape (batch, {', '.join(map(str, shape))}), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+class MLPEncoder(nn.Module):
+    """Fully connected encoder: flatten ``input_shape``, ``hidden`` ReLU layers, (loc, scale).
+
+    ``hidden=()`` gives a linear encoder.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        z_dim: int,
+        hidden: Sequence[int] = (512, 256),
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.z_dim = z_dim
+        self.net = _mlp([math.prod(self.input_shape), *hidden, 2 * z_dim], activation)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_shape(x, self.input_shape, type(self).__name__)
+        batch = x.shape[: x.dim() - len(self.input_shape)]
+        return _gaussian_params(self.net(x.reshape(*batch, -1)))
+
+
+class MLPDecoder(nn.Module):
+    """Fully connected decoder: ``z`` -> ``hidden`` ReLU layers -> ``output_shape``.
+
+    ``hidden=()`` gives a linear decoder (probabilistic PCA with a Gaussian likelihood).
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        output_shape: Sequence[int],
+        hidden: Sequence[int] = (256, 512),
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        self.z_dim = z_dim
+        self.output_shape = tuple(int(s) for s in output_shape)
+        self.net = _mlp([z_dim, *hidden, math.prod(self.output_shape)], activation)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).reshape(*z.shape[:-1], *self.output_shape)
+
+
+def _conv_sizes(size: int, layers: int) -> list[int]:
+    """Spatial sizes after each stride-2 conv (kernel 4, padding 1): size // 2 each time."""
+    sizes = [size]
+    for _ in range(layers):
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+class ConvEncoder(nn.Module):
+    """Convolutional encoder for images ``(C, H, W)``: stride-2 convolutions (kernel 4)
+    with ``channels`` filters, then a ``hidden``-unit layer and (loc, scale)."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        z_dim: int,
+        channels: Sequence[int] = (32, 64, 64),
+        hidden: int = 256,
+    ):
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if len(self.input_shape) != 3:
+            raise ValueError(
+                f"ConvEncoder needs image data of shape (C, H, W), got {self.input_shape}; "
+                "use net='mlp' for vectors"
+            )
+        c, h, w = self.input_shape
+        hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
+        if min(hs[-1], ws[-1]) < 1:
+            raise ValueError(
+                f"images of {h}x{w} are too small for {len(channels)} stride-2 layers; "
+                "pass fewer channels"
+            )
+        self.z_dim = z_dim
+        convs: list[nn.Module] = []
+        for c_in, c_out in zip([c, *channels[:-1]], channels):
+            convs += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        self.convs = nn.Sequential(*convs)
+        self.head = nn.Sequential(
+            nn.Linear(channels[-1] * hs[-1] * ws[-1], hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2 * z_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_shape(x, self.input_shape, type(self).__name__)
+        batch = x.shape[:-3]
+        h = self.convs(x.reshape(-1, *self.input_shape)).flatten(1)
+        return _gaussian_params(self.head(h).reshape(*batch, -1))
+
+
+class ConvDecoder(nn.Module):
+    """Convolutional decoder mirroring :class:`ConvEncoder`: ``z`` -> ``hidden`` units ->
+    a small feature map -> stride-2 transposed convolutions up to ``output_shape``."""
+
+    def __init__(
+        self,
+        z_dim: int,
+        output_shape: Sequence[int],
+        channels: Sequence[int] = (64, 64, 32),
+        hidden: int = 256,
+    ):
+        super().__init__()
+        self.output_shape = tuple(int(s) for s in output_shape)
+        if len(self.output_shape) != 3:
+            raise ValueError(
+                f"ConvDecoder needs an image output shape (C, H, W), got {output_shape}"
+            )
+        c, h, w = self.output_shape
+        self.z_dim = z_dim
+        # Spatial sizes from small to full, mirroring the encoder's.
+        self.hs = _conv_sizes(h, len(channels))[::-1]
+        self.ws = _conv_sizes(w, len(channels))[::-1]
+        if min(self.hs[0], self.ws[0]) < 1:
+            raise ValueError(f"images of {h}x{w} are too small for {len(channels)} layers")
+        self.channels = tuple(channels)
+        self.head = nn.Sequential(
+            nn.Linear(z_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, channels[0] * self.hs[0] * self.ws[0]),
+            nn.ReLU(),
+        )
+        self.deconvs = nn.ModuleList(
+            nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+            for c_in, c_out in zip(channels, [*channels[1:], c])
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        batch = z.shape[:-1]
+        h = self.head(z.reshape(-1, z.shape[-1]))
+        h = h.reshape(-1, self.channels[0], self.hs[0], self.ws[0])
+        for i, deconv in enumerate(self.deconvs):
+            h = deconv(h, output_size=(self.hs[i + 1], self.ws[i + 1]))
+            if i < len(self.deconvs) - 1:
+                h = F.relu(h)
+        return h.reshape(*batch, *self.output_shape)

@@ -1,0 +1,164 @@
+"""Priors p(z) over the latent code.
+
+The contract is small. A prior is a :class:`Prior` (a :class:`~pyro.nn.PyroModule`) with
+an integer ``z_dim`` whose ``forward(encoder)`` returns a Pyro distribution with
+``batch_shape == ()`` and ``event_shape == (z_dim,)``. The VAE calls it inside its data
+plate, so it is broadcast over the batch. ``encoder`` is the VAE's encoder, passed in for
+priors that need it (:class:`VampPrior`); other priors ignore it. Learnable parameters
+are ``PyroParam``/``nn.Parameter`` attributes or submodules, so they belong to the model
+and never to Pyro's global parameter store by a shared name.
+
+A prior of your own is a few lines::
+
+    class StudentT(priors.Prior):
+        def __init__(self, z_dim, df=4.0):
+            super().__init__(z_dim)
+            self.df = df
+
+        def forward(self, encoder=None):
+            zeros = torch.zeros(self.z_dim)
+            return dist.StudentT(self.df, zeros, torch.ones(self.z_dim)).to_event(1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyro.distributions as dist
+import pyro.distributions.transforms as T
+import torch
+from pyro.nn import PyroModule, PyroParam
+from torch import nn
+from torch.distributions import constraints
+
+__all__ = [
+    "Prior",
+    "StandardNormal",
+    "MixtureOfGaussians",
+    "VampPrior",
+    "FlowPrior",
+]
+
+
+class Prior(PyroModule):
+    """Base class of priors p(z) with event shape ``(z_dim,)``.
+
+    Subclasses implement :meth:`forward`. Tensors a prior creates should live on the
+    device of its parameters or of :meth:`_anchor` (a buffer every prior has), so the
+    prior follows ``vae.to(device)``.
+    """
+
+    def __init__(self, z_dim: int):
+        super().__init__()
+        if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+            raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+        self.z_dim = z_dim
+        # A zero-size buffer that moves with .to(device) and tells where to create tensors.
+        self.register_buffer("_anchor", torch.zeros(0), persistent=False)
+
+    def forward(self, encoder: nn.Module | None = None) -> dist.TorchDistribution:
+        """Return p(z): batch shape ``()``, event shape ``(z_dim,)``."""
+        raise NotImplementedError
+
+    def _zeros(self) -> torch.Tensor:
+        return self._anchor.new_zeros(self.z_dim)
+
+
+class StandardNormal(Prior):
+    """p(z) = N(0, I)."""
+
+    def forward(self, encoder: nn.Module | None = None) -> dist.TorchDistribution:
+        zeros = self._zeros()
+        return dist.Normal(zeros, torch.ones_like(zeros)).to_event(1)
+
+
+class MixtureOfGaussians(Prior):
+    """A mixture of ``components`` diagonal Gaussians with learnable weights, means, scales.
+
+    Means start spread out (standard normal draws), scales at 1 and weights uniform.
+    """
+
+    def __init__(self, z_dim: int, components: int = 10):
+        super().__init__(z_dim)
+        if components < 1:
+            raise ValueError(f"components must be >= 1, got {components!r}")
+        self.components = components
+        self.logits = nn.Parameter(torch.zeros(components))
+        self.locs = nn.Parameter(torch.randn(components, z_dim))
+        self.scales = PyroParam(torch.ones(components, z_dim), constraints.positive)
+
+    def forward(self, encoder: nn.Module | None = None) -> dist.TorchDistribution:
+        mixing = dist.Categorical(logits=self.logits)
+        return dist.MixtureSameFamily(mixing, dist.Normal(self.locs, self.scales).to_event(1))
+
+
+class VampPrior(Prior):
+    """VampPrior (Tomczak & Welling 2018): p(z) = 1/K sum_k q(z | u_k).
+
+    The ``components`` pseudo-inputs ``u_k`` have the encoder's input shape and live in
+    the encoder's input space (what ``likelihood.encoder_input(x)`` gives); they are
+    learned and pushed through the VAE's own encoder each time the prior is used.
+    :meth:`init_from_data` starts them at real examples, which usually helps.
+    """
+
+    def __init__(self, z_dim: int, input_shape: Sequence[int], components: int = 500):
+        super().__init__(z_dim)
+        if components < 1:
+            raise ValueError(f"components must be >= 1, got {components!r}")
+        self.components = components
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.pseudo_inputs = nn.Parameter(0.5 + 0.05 * torch.randn(components, *self.input_shape))
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> VampPrior:
+        """Set the pseudo-inputs to randomly chosen rows of ``x`` (encoder-input space)."""
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"x has item shape {tuple(x.shape[1:])}, expected {self.input_shape}")
+        idx = torch.randint(len(x), (self.components,))
+        self.pseudo_inputs.copy_(x[idx].to(self.pseudo_inputs))
+        return self
+
+    def forward(self, encoder: nn.Module | None = None) -> dist.TorchDistribution:
+        if encoder is None:
+            raise ValueError("VampPrior needs the VAE's encoder: call prior(encoder)")
+        loc, scale = encoder(self.pseudo_inputs)
+        mixing = dist.Categorical(logits=loc.new_zeros(self.components))
+        return dist.MixtureSameFamily(mixing, dist.Normal(loc, scale).to_event(1))
+
+
+class FlowPrior(Prior):
+    """A standard normal pushed through learnable Pyro transforms (a normalizing flow).
+
+    By default ``num_flows`` rational-quadratic spline autoregressive transforms
+    (``pyro.distributions.transforms.spline_autoregressive``; elementwise splines when
+    ``z_dim == 1``). Pass ``transforms`` (a list of Pyro ``TransformModule``) to use your
+    own. The transforms are applied in their inverse (fast, parallel) direction when
+    scoring z, which is what the ELBO needs; sampling uses the forward direction.
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        num_flows: int = 2,
+        transforms: Sequence[nn.Module] | None = None,
+        hidden_dims: Sequence[int] | None = None,
+    ):
+        super().__init__(z_dim)
+        if transforms is None:
+            if num_flows < 1:
+                raise ValueError(f"num_flows must be >= 1, got {num_flows!r}")
+            if z_dim == 1:
+                transforms = [T.spline(1) for _ in range(num_flows)]
+            else:
+                hidden = list(hidden_dims) if hidden_dims else [4 * z_dim, 4 * z_dim]
+                transforms = [
+                    T.spline_autoregressive(z_dim, hidden_dims=hidden) for _ in range(num_flows)
+                ]
+        self.transforms = nn.ModuleList(transforms)
+
+    def forward(self, encoder: nn.Module | None = None) -> dist.TorchDistribution:
+        zeros = self._zeros()
+        base = dist.Normal(zeros, torch.ones_like(zeros)).to_event(1)
+        # z = f^{-1}(u): scoring z runs each f forward, the cheap direction.
+        inverses = [t.inv for t in reversed(self.transforms)]
+        return dist.TransformedDistribution(base, inverses)

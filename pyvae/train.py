@@ -1,0 +1,150 @@
+"""Training: :func:`fit` runs ``pyro.infer.SVI`` on a VAE's model and guide."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pyro
+import pyro.optim
+import torch
+from pyro.infer import SVI, Trace_ELBO
+from pyro.infer.elbo import ELBO
+from tqdm.auto import tqdm
+
+from .data import as_tensor
+from .model import VAE
+
+__all__ = ["fit", "kl_weight_schedule"]
+
+
+def kl_weight_schedule(step: int, steps_per_epoch: int, beta: float, warmup_epochs: float) -> float:
+    """The KL weight at training step ``step`` (0-based): a linear ramp from 0 to ``beta``
+    over ``warmup_epochs`` epochs, then ``beta``."""
+    if warmup_epochs <= 0:
+        return beta
+    return beta * min(1.0, step / (warmup_epochs * steps_per_epoch))
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def fit(
+    vae: VAE,
+    data: Any,
+    val: Any = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    elbo: ELBO | None = None,
+    optim: pyro.optim.PyroOptim | None = None,
+    beta: float = 1.0,
+    warmup_epochs: float = 0,
+    seed: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Train ``vae`` by stochastic variational inference.
+
+    Each step is ``svi.step(x_batch, num_data=N, kl_weight=w)`` with
+    ``pyro.infer.SVI(vae.model, vae.guide, optim, elbo)``: the data plate scales the
+    minibatch to the full dataset, so losses are per dataset and reported here divided by
+    N, in nats per example.
+
+    Args:
+        vae: the model to train (in place).
+        data: training data: tensor, NumPy array or Dataset, items of ``vae.input_shape``.
+        val: optional validation data, evaluated (ELBO, beta = 1) after each epoch.
+        epochs: number of passes over ``data`` (0 only checks the data).
+        batch_size: minibatch size.
+        lr: learning rate of the default optimizer ``pyro.optim.Adam``.
+        elbo: a Pyro ELBO (default: a fresh ``Trace_ELBO()``; e.g. ``TraceMeanField_ELBO()``).
+        optim: a Pyro optimizer (default: ``pyro.optim.Adam({"lr": lr})``).
+        beta: weight of the KL term (the z sites); beta-VAE for beta != 1.
+        warmup_epochs: ramp the KL weight linearly from 0 to ``beta`` over this many epochs.
+        seed: seeds torch, NumPy and Python (``pyro.set_rng_seed``) for a reproducible run.
+        device: e.g. ``"cuda"``; default: where the VAE's parameters are.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        history: a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the training
+        objective, i.e. the KL-weighted ELBO averaged over the epoch's steps),
+        ``kl_weight`` (at the epoch's end), ``val_elbo`` (if ``val`` is given) and
+        ``time_s``, all ELBOs in nats per example.
+    """
+    if not isinstance(vae, VAE):
+        raise TypeError(f"fit() trains a pyvae.VAE, got {type(vae).__name__}")
+    _check_int("epochs", epochs, 0)
+    _check_int("batch_size", batch_size, 1)
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if not beta >= 0:
+        raise ValueError(f"beta must be >= 0, got {beta!r}")
+    if not warmup_epochs >= 0:
+        raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs!r}")
+    if elbo is not None and not isinstance(elbo, ELBO):
+        raise TypeError(f"elbo must be a Pyro ELBO instance such as Trace_ELBO(), got {elbo!r}")
+
+    x = as_tensor(data)
+    vae.check_data(x)
+    x_val = None
+    if val is not None:
+        x_val = as_tensor(val)
+        vae.check_data(x_val)
+
+    device = torch.device(device) if device is not None else vae.device
+    vae.to(device)
+    x = x.to(device)
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+
+    n = len(x)
+    steps_per_epoch = math.ceil(n / batch_size)
+    svi = SVI(
+        vae.model,
+        vae.guide,
+        optim if optim is not None else pyro.optim.Adam({"lr": lr}),
+        elbo if elbo is not None else Trace_ELBO(),
+    )
+    history: dict[str, list[float]] = {"epoch": [], "train_elbo": [], "kl_weight": [], "time_s": []}
+    if x_val is not None:
+        history["val_elbo"] = []
+
+    vae.train()
+    step = 0
+    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, unit="step", desc="fit")
+    try:
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            order = torch.randperm(n, device=device)
+            total = 0.0
+            for b in range(steps_per_epoch):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                weight = kl_weight_schedule(step, steps_per_epoch, beta, warmup_epochs)
+                loss = svi.step(x[idx], num_data=n, kl_weight=weight)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the loss became {loss} at epoch {epoch}, batch {b + 1}: try a lower "
+                        "learning rate, a likelihood with a scale floor, or check the data"
+                    )
+                total += loss * len(idx) / n  # each step estimates the full-data loss
+                step += 1
+                bar.update()
+                bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}")
+            history["epoch"].append(epoch)
+            history["train_elbo"].append(-total / n)
+            history["kl_weight"].append(weight)
+            if x_val is not None:
+                vae.eval()
+                history["val_elbo"].append(float(vae.elbo(x_val)))
+                vae.train()
+                bar.set_postfix(epoch=epoch, val_elbo=f"{history['val_elbo'][-1]:.2f}")
+            history["time_s"].append(time.perf_counter() - start)
+    finally:
+        bar.close()
+        vae.eval()
+    return history
