@@ -30,6 +30,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.seed is not None:
         pyro.set_rng_seed(args.seed)
     train, test = data.load(args.dataset)
+    if args.limit is not None:
+        train = data.ArrayDataset(train.data[: args.limit], None)
+        test = data.ArrayDataset(test.data[: args.limit], None)
     likelihood_kwargs = {"scale": args.scale} if args.likelihood in ("gaussian", "laplace") else {}
     vae = VAE.build(
         input_shape=train.shape,
@@ -54,7 +57,12 @@ def _train(args: argparse.Namespace) -> int:
     )
     out.mkdir(parents=True, exist_ok=True)
     vae.save(out / "model.pt")
-    (out / "config.json").write_text(json.dumps({"args": vars(args), "vae": vae.config}, indent=2))
+    (out / "config.json").write_text(
+        json.dumps(
+            {"args": {k: v for k, v in vars(args).items() if k != "func"}, "vae": vae.config},
+            indent=2,
+        )
+    )
     (out / "history.json").write_text(json.dumps(history, indent=2))
     plots.reconstructions_and_samples(vae, test).savefig(out / "reconstructions_and_samples.png")
     plots.history(history).savefig(out / "history.png")
@@ -99,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     t.add_argument("--out", default=None, help="run folder (default: runs/DATASET-TIME)")
+    t.add_argument("--limit", type=int, default=None, help="use only the first N items")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=_train)
     return parser

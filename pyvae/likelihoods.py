@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
+_EMPTY = torch.Size()
+
 __all__ = [
     "Likelihood",
     "Bernoulli",
@@ -270,7 +272,7 @@ class DiscretizedLogisticDistribution(dist.TorchDistribution):
             torch.where(value > 254.5, log_one_minus_cdf_minus, log_mid_bin),
         )
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size = _EMPTY) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():
             u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device)

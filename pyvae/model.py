@@ -14,6 +14,7 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.nn import PyroModule, pyro_method
+from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from . import likelihoods as _likelihoods
@@ -372,6 +373,6 @@ def _trace_elbo(model, guide, x: torch.Tensor) -> torch.Tensor:
     for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
         trace.compute_log_prob()
         for site in trace.nodes.values():
-            if site["type"] == "sample":
+            if site["type"] == "sample" and not site_is_subsample(site):
                 out = out + sign * site["log_prob"]
     return torch.as_tensor(out).expand(len(x))

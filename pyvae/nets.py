@@ -36,7 +36,7 @@ def decoder_output_shape(input_shape: Sequence[int], params_per_value: int) -> t
 
 def _mlp(sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(activation())
@@ -137,7 +137,7 @@ class ConvEncoder(nn.Module):
             )
         self.z_dim = z_dim
         convs: list[nn.Module] = []
-        for c_in, c_out in zip([c, *channels[:-1]], channels):
+        for c_in, c_out in zip([c, *channels[:-1]], channels, strict=True):
             convs += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
         self.convs = nn.Sequential(*convs)
         self.head = nn.Sequential(
@@ -186,7 +186,7 @@ class ConvDecoder(nn.Module):
         )
         self.deconvs = nn.ModuleList(
             nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
-            for c_in, c_out in zip(channels, [*channels[1:], c])
+            for c_in, c_out in zip(channels, [*channels[1:], c], strict=True)
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

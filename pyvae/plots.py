@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
@@ -17,13 +18,13 @@ from .data import as_tensor
 __all__ = ["image_grid", "reconstructions_and_samples", "history"]
 
 
-def _to_image(x: torch.Tensor, nrow: int) -> torch.Tensor:
+def _to_image(x: torch.Tensor, nrow: int) -> np.ndarray:
     """(N, C, H, W) in [0, 1] or 0..255 -> (H', W', C) grid for imshow."""
     x = x.detach().float().cpu()
     if x.max() > 1.0:
         x = x / 255.0
     grid = make_grid(x.clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
-    return grid.permute(1, 2, 0)
+    return grid.permute(1, 2, 0).numpy()
 
 
 def image_grid(x: Any, nrow: int = 8, title: str | None = None, ax=None) -> Figure:

@@ -1,0 +1,44 @@
+"""Datasets: the built-in sprites and conversion of user data."""
+
+import numpy as np
+import pytest
+import torch
+
+from pyvae import data
+
+
+def test_sprites_shapes_labels_and_determinism():
+    train, test = data.load("sprites", n_train=300, n_test=50)
+    assert train.shape == (1, 64, 64) and len(train) == 300 and len(test) == 50
+    assert train.data.dtype == torch.uint8
+    assert set(train.data.unique().tolist()) == {0, 1}
+    assert train.targets.shape == (300, 5) and train.factor_names == data.SPRITE_FACTORS
+    assert set(train.targets[:, 0].unique().tolist()) == {0.0, 1.0, 2.0}
+    assert (train.targets[:, 1:].min() >= 0) and (train.targets[:, 3:].max() <= 1)
+    again, _ = data.load("sprites", n_train=300, n_test=50)
+    assert torch.equal(train.data, again.data)
+    # Every image shows a shape, and bigger shapes cover more pixels.
+    area = train.data.flatten(1).sum(1).float()
+    assert area.min() > 0
+    corr = np.corrcoef(area.numpy(), train.targets[:, 1].numpy())[0, 1]
+    assert corr > 0.5
+    x, y = train[0]
+    assert x.shape == (1, 64, 64) and y.shape == (5,)
+
+
+def test_load_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="sprites"):
+        data.load("mnits")
+
+
+def test_as_tensor_conversions():
+    a = np.random.rand(4, 3)
+    t = data.as_tensor(a)
+    assert t.dtype == torch.float32 and t.shape == (4, 3)
+    assert data.as_tensor(np.zeros((2, 2), dtype=bool)).dtype == torch.uint8
+    with pytest.raises(TypeError, match="NumPy"):
+        data.as_tensor("not data")
+    with pytest.raises(ValueError, match="empty"):
+        data.as_tensor(torch.utils.data.TensorDataset(torch.zeros(0, 3)))
+    items = torch.utils.data.TensorDataset(torch.arange(6.0).reshape(3, 2), torch.zeros(3))
+    assert torch.equal(data.as_tensor(items), torch.arange(6.0).reshape(3, 2))

@@ -1,0 +1,245 @@
+"""Tests for pyvae.priors: shapes, densities against direct computations, gradients, errors."""
+
+import math
+
+import pyro.distributions.transforms as T
+import pytest
+import torch
+from torch.distributions import Normal
+
+from pyvae import nets, priors
+
+Z_DIM = 3
+INPUT_SHAPE = (6,)
+
+
+def make_encoder(z_dim=Z_DIM):
+    return nets.MLPEncoder(INPUT_SHAPE, z_dim, hidden=(8,))
+
+
+def make_prior(name, z_dim=Z_DIM):
+    if name == "normal":
+        return priors.StandardNormal(z_dim)
+    if name == "mog":
+        return priors.MixtureOfGaussians(z_dim, components=4)
+    if name == "vamp":
+        return priors.VampPrior(z_dim, INPUT_SHAPE, components=5)
+    if name == "flow":
+        return priors.FlowPrior(z_dim)
+    if name == "flow_user":
+        first = T.affine_autoregressive(z_dim, hidden_dims=[8]) if z_dim > 1 else T.spline(1)
+        return priors.FlowPrior(z_dim, transforms=[first, T.spline(z_dim, order="quadratic")])
+    raise AssertionError(name)
+
+
+ALL_PRIORS = ["normal", "mog", "vamp", "flow", "flow_user"]
+
+
+def grid_1d(lo=-10.0, hi=10.0, n=20001):
+    return torch.linspace(lo, hi, n)
+
+
+def smooth_flow(z_dim):
+    """A FlowPrior with its random initial parameters halved: still far from the identity,
+    but without the near-vertical spline bins that a fixed grid cannot integrate."""
+    prior = priors.FlowPrior(z_dim)
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.mul_(0.5)
+    return prior
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("z_dim", [1, Z_DIM])
+@pytest.mark.parametrize("name", ALL_PRIORS)
+def test_distribution_shapes(name, z_dim):
+    """prior(encoder) has batch_shape (), event_shape (z_dim,); samples and log_prob line up."""
+    prior = make_prior(name, z_dim)
+    d = prior(make_encoder(z_dim))
+    assert d.batch_shape == ()
+    assert d.event_shape == (z_dim,)
+    z = d.sample((7,))
+    assert z.shape == (7, z_dim)
+    lp = d.log_prob(z)
+    assert lp.shape == (7,)
+    assert torch.isfinite(lp).all()
+
+
+# --------------------------------------------------------------------------- log densities
+
+
+def test_standard_normal_log_prob_matches_sum_of_unit_normals():
+    z = torch.randn(10, Z_DIM) * 2
+    expected = Normal(0.0, 1.0).log_prob(z).sum(-1)
+    actual = priors.StandardNormal(Z_DIM)().log_prob(z)
+    torch.testing.assert_close(actual, expected)
+
+
+def test_mixture_of_gaussians_log_prob_matches_logsumexp():
+    prior = priors.MixtureOfGaussians(Z_DIM, components=4)
+    with torch.no_grad():
+        prior.logits.copy_(torch.randn(4))
+    prior.scales = torch.rand(4, Z_DIM) + 0.3
+    z = torch.randn(10, Z_DIM) * 2
+    log_w = torch.log_softmax(prior.logits, -1)
+    comp = Normal(prior.locs, prior.scales).log_prob(z[:, None, :]).sum(-1)  # (10, 4)
+    expected = torch.logsumexp(log_w + comp, dim=-1)
+    torch.testing.assert_close(prior().log_prob(z), expected)
+
+
+def test_vamp_prior_log_prob_is_mean_of_encoder_posteriors_at_pseudo_inputs():
+    encoder = make_encoder()
+    prior = priors.VampPrior(Z_DIM, INPUT_SHAPE, components=5)
+    z = torch.randn(10, Z_DIM)
+    loc, scale = encoder(prior.pseudo_inputs)  # (5, Z_DIM) each
+    comp = Normal(loc, scale).log_prob(z[:, None, :]).sum(-1)  # (10, 5)
+    expected = torch.logsumexp(comp, dim=-1) - math.log(5)
+    torch.testing.assert_close(prior(encoder).log_prob(z), expected)
+
+
+def test_flow_prior_1d_density_integrates_to_one():
+    """For z_dim=1 the flow density integrates to 1 over a wide grid."""
+    prior = smooth_flow(1)
+    z = grid_1d()
+    with torch.no_grad():
+        p = prior().log_prob(z[:, None]).exp()
+    assert torch.trapezoid(p, z).item() == pytest.approx(1.0, abs=1e-3)
+    # and it is not just the standard normal
+    assert (p - Normal(0.0, 1.0).log_prob(z).exp()).abs().max() > 0.05
+
+
+def test_flow_prior_1d_samples_follow_its_density():
+    """The empirical CDF of samples matches the CDF obtained by integrating exp(log_prob)."""
+    prior = smooth_flow(1)
+    z = grid_1d()
+    with torch.no_grad():
+        p = prior().log_prob(z[:, None]).exp()
+        samples = prior().sample((20000,))[:, 0]
+    cdf = torch.cumulative_trapezoid(p, z)
+    for q in (-1.0, -0.3, 0.0, 0.5, 1.2):
+        i = int(torch.searchsorted(z, torch.tensor(q)))
+        empirical = (samples < q).double().mean().item()
+        assert empirical == pytest.approx(cdf[i - 1].item(), abs=0.02)
+
+
+@pytest.fixture
+def grid_2d():
+    """A (N, 2) grid over [-6, 6]^2 (spacing 0.05) and the area of one cell."""
+    axis = torch.linspace(-6.0, 6.0, 241)
+    zz = torch.cartesian_prod(axis, axis)
+    return zz, (axis[1] - axis[0]).item() ** 2
+
+
+def test_flow_prior_2d_density_integrates_to_one_and_matches_samples(grid_2d):
+    """The 2-D flow density sums to 1 on a grid, and its mean and a quadrant probability
+    agree with Monte-Carlo estimates from the prior's own samples."""
+    zz, cell = grid_2d
+    prior = smooth_flow(2)
+    with torch.no_grad():
+        w = prior().log_prob(zz).exp() * cell
+        samples = prior().sample((10000,))
+    assert w.sum().item() == pytest.approx(1.0, abs=1e-2)
+    torch.testing.assert_close(samples.mean(0), (w[:, None] * zz).sum(0), atol=0.05, rtol=0)
+    # thresholds halfway between grid points
+    quadrant = (zz[:, 0] < 0.325) & (zz[:, 1] < -0.175)
+    mc_quadrant = ((samples[:, 0] < 0.325) & (samples[:, 1] < -0.175)).float().mean()
+    assert mc_quadrant.item() == pytest.approx(w[quadrant].sum().item(), abs=0.025)
+    assert torch.isfinite(prior().log_prob(samples)).all()
+
+
+def test_flow_prior_with_user_transforms_uses_change_of_variables():
+    """log p(z) = log N(f(z); 0, I) + log|det df/dz| with f = t_n o ... o t_1 (the user's
+    transforms, documented as z = f^{-1}(u)); the Jacobian is computed by autograd."""
+    ts = [T.affine_autoregressive(Z_DIM, hidden_dims=[8]), T.spline(Z_DIM)]
+    prior = priors.FlowPrior(Z_DIM, transforms=ts)
+    assert list(prior.transforms) == ts
+
+    def f(z):
+        for t in ts:
+            z = t(z)
+        return z
+
+    z = torch.randn(5, Z_DIM)
+    expected = []
+    for zi in z:
+        jac = torch.autograd.functional.jacobian(f, zi)
+        u = f(zi)
+        expected.append(Normal(0.0, 1.0).log_prob(u).sum() + torch.linalg.slogdet(jac)[1])
+    actual = prior().log_prob(z)
+    torch.testing.assert_close(actual, torch.stack(expected).detach(), atol=1e-4, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("z_dim", [1, Z_DIM])
+@pytest.mark.parametrize("name", ["mog", "vamp", "flow", "flow_user"])
+def test_gradient_reaches_every_parameter(name, z_dim):
+    """log_prob(z).sum().backward() gives every learnable parameter a non-zero gradient."""
+    prior = make_prior(name, z_dim)
+    encoder = make_encoder(z_dim)
+    params = list(prior.named_parameters())
+    if name == "vamp":
+        params += [("encoder." + n, p) for n, p in encoder.named_parameters()]
+    assert params
+    z = torch.linspace(-2.5, 2.5, 64)[:, None] * torch.linspace(1.0, 0.5, z_dim)
+    prior(encoder).log_prob(z).sum().backward()
+    for pname, p in params:
+        assert p.grad is not None, pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("z_dim", [0, -1, 2.0, True])
+def test_invalid_z_dim_raises(z_dim):
+    with pytest.raises(ValueError, match="z_dim"):
+        priors.StandardNormal(z_dim)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: priors.MixtureOfGaussians(2, components=0),
+        lambda: priors.VampPrior(2, INPUT_SHAPE, components=0),
+    ],
+    ids=["mog", "vamp"],
+)
+def test_zero_components_raises(build):
+    with pytest.raises(ValueError, match="components"):
+        build()
+
+
+def test_flow_prior_zero_flows_raises():
+    with pytest.raises(ValueError, match="num_flows"):
+        priors.FlowPrior(2, num_flows=0)
+
+
+def test_vamp_prior_without_encoder_raises():
+    prior = priors.VampPrior(2, INPUT_SHAPE, components=3)
+    with pytest.raises(ValueError, match="encoder"):
+        prior()
+
+
+# --------------------------------------------------------------------------- VampPrior data init
+
+
+def test_vamp_init_from_data_copies_rows_of_data():
+    prior = priors.VampPrior(2, INPUT_SHAPE, components=8)
+    x = torch.randn(4, *INPUT_SHAPE).double()
+    assert prior.init_from_data(x) is prior
+    pseudo = prior.pseudo_inputs.detach()
+    assert pseudo.dtype == torch.float32
+    for row in pseudo:
+        assert torch.isclose(row[None].double(), x).all(-1).any(), row
+
+
+def test_vamp_init_from_data_wrong_shape_raises():
+    prior = priors.VampPrior(2, INPUT_SHAPE, components=3)
+    before = prior.pseudo_inputs.detach().clone()
+    with pytest.raises(ValueError, match="expected"):
+        prior.init_from_data(torch.randn(4, 5))
+    torch.testing.assert_close(prior.pseudo_inputs.detach(), before)

@@ -1,0 +1,183 @@
+"""fit(): SVI training, history, KL schedule, seeds, data types, bad input."""
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+import torch.nn.functional as F
+from pyro.infer import TraceMeanField_ELBO
+from torch.distributions import constraints
+from torch.utils.data import Dataset
+
+from pyvae import VAE, data, fit, likelihoods, priors
+from pyvae.train import kl_weight_schedule
+
+
+@pytest.fixture(scope="module")
+def sprites():
+    train, test = data.load("sprites", n_train=512, n_test=128, size=16)
+    return train, test
+
+
+def small_vae(prior="normal", likelihood="bernoulli", shape=(1, 16, 16), z_dim=4):
+    return VAE.build(
+        input_shape=shape,
+        z_dim=z_dim,
+        prior=prior,
+        likelihood=likelihood,
+        net_kwargs={"hidden": (64,)},
+        prior_kwargs={"components": 5} if prior in ("mog", "vamp") else None,
+    )
+
+
+def test_fit_improves_the_elbo_and_returns_history(sprites):
+    train, test = sprites
+    vae = small_vae("mog")
+    before = float(vae.elbo(test))
+    hist = fit(vae, train, val=test, epochs=4, batch_size=64, lr=3e-3, progress=False)
+    assert hist["epoch"] == [1, 2, 3, 4]
+    assert set(hist) == {"epoch", "train_elbo", "val_elbo", "kl_weight", "time_s"}
+    assert hist["train_elbo"][-1] > hist["train_elbo"][0]
+    assert hist["val_elbo"][-1] > before + 20  # nats per example on 256-pixel images
+    assert not vae.training  # left in eval mode
+
+
+def test_history_is_in_nats_per_example(sprites):
+    """The reported train ELBO is per example: close to vae.elbo on the same data."""
+    train, _ = sprites
+    vae = small_vae()
+    hist = fit(vae, train, epochs=1, batch_size=len(train), lr=1e-9, progress=False)
+    assert hist["train_elbo"][0] == pytest.approx(float(vae.elbo(train, num_samples=4)), rel=0.02)
+
+
+def test_seeded_runs_reproduce_exactly(sprites):
+    train, _ = sprites
+    states = []
+    for _ in range(2):
+        pyro.set_rng_seed(7)
+        vae = small_vae("flow")
+        fit(vae, train, epochs=1, batch_size=64, seed=11, progress=False)
+        states.append(vae.state_dict())
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+
+
+def test_kl_weight_schedule_warms_up_from_zero():
+    assert kl_weight_schedule(0, 10, 1.0, 2) == 0.0
+    assert kl_weight_schedule(10, 10, 1.0, 2) == pytest.approx(0.5)
+    assert kl_weight_schedule(25, 10, 0.5, 2) == 0.5
+    assert kl_weight_schedule(0, 10, 4.0, 0) == 4.0
+
+
+def test_warmup_and_beta_train_and_are_recorded(sprites):
+    train, _ = sprites
+    vae = small_vae()
+    hist = fit(vae, train, epochs=2, batch_size=128, beta=2.0, warmup_epochs=2, progress=False)
+    assert hist["kl_weight"] == pytest.approx([2.0 * 3 / 8, 2.0 * 7 / 8])
+    hist = fit(vae, train, epochs=1, batch_size=128, beta=0.0, progress=False)
+    assert hist["kl_weight"] == [0.0] and np.isfinite(hist["train_elbo"][0])
+
+
+def test_fit_accepts_other_pyro_elbos(sprites):
+    train, _ = sprites
+    vae = small_vae()
+    hist = fit(vae, train, epochs=1, batch_size=128, elbo=TraceMeanField_ELBO(), progress=False)
+    assert np.isfinite(hist["train_elbo"][0])
+
+
+def test_fit_accepts_arrays_tensors_and_datasets(sprites):
+    train, _ = sprites
+    x = train.data[:64]
+
+    class Plain(Dataset):
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return x[i].numpy(), 0
+
+    for d in (x, x.numpy(), x.numpy().astype(np.float64), Plain(), train):
+        vae = small_vae()
+        hist = fit(vae, d, epochs=1, batch_size=32, progress=False)
+        assert len(hist["train_elbo"]) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": -1}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": 0.0}, "lr"),
+        ({"beta": -1.0}, "beta"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+    ],
+)
+def test_bad_arguments_fail_before_training(sprites, kwargs, match):
+    train, _ = sprites
+    vae = small_vae()
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    with pytest.raises(ValueError, match=match):
+        fit(vae, train, progress=False, **kwargs)
+    assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+
+
+def test_bad_data_fails_before_training_with_a_fix(sprites):
+    train, _ = sprites
+    vae = small_vae()
+    grey = train.data.float() * 0.5
+    with pytest.raises(ValueError, match="ContinuousBernoulli"):
+        fit(vae, grey, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        fit(vae, train.data[:0], progress=False)
+    with pytest.raises(ValueError, match="NaN"):
+        fit(vae, train.data.float().index_fill(0, torch.tensor([3]), float("nan")), progress=False)
+    with pytest.raises(ValueError, match="input_shape"):
+        fit(vae, torch.zeros(10, 1, 8, 8), progress=False)
+    with pytest.raises(ValueError, match="NaN"):  # validation data is checked too
+        fit(vae, train, val=torch.full((2, 1, 16, 16), float("nan")), progress=False)
+    with pytest.raises(TypeError, match="Tensor"):
+        fit(vae, [[0, 1]], progress=False)
+    counts = small_vae(likelihood="poisson")
+    with pytest.raises(ValueError, match="non-negative integer"):
+        fit(counts, torch.full((4, 1, 16, 16), 1.5), progress=False)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        fit(counts, torch.full((4, 1, 16, 16), -1.0), progress=False)
+
+
+def test_custom_prior_and_likelihood_train_without_editing_pyvae(sprites):
+    """A user's own prior and likelihood, each a few lines, work in fit/elbo/sample."""
+
+    class LaplacePrior(priors.Prior):
+        def __init__(self, z_dim):
+            super().__init__(z_dim)
+            self.log_scale = torch.nn.Parameter(torch.zeros(z_dim))
+
+        def forward(self, encoder=None):
+            return dist.Laplace(self._zeros(), self.log_scale.exp()).to_event(1)
+
+    class BetaLikelihood(likelihoods.Likelihood):
+        params_per_value = 2
+        support = constraints.unit_interval
+        support_hint = "Beta needs data inside (0, 1)."
+
+        def forward(self, raw, event_dim):
+            a, b = self.split(raw, event_dim)
+            return dist.Beta(F.softplus(a) + 0.1, F.softplus(b) + 0.1).to_event(event_dim)
+
+    train, test = sprites
+    x = train.data.float() * 0.9 + 0.05  # strictly inside (0, 1)
+    vae = VAE.build(
+        input_shape=(1, 16, 16),
+        z_dim=3,
+        prior=LaplacePrior(3),
+        likelihood=BetaLikelihood(),
+        net_kwargs={"hidden": (64,)},
+    )
+    start = vae.prior.log_scale.detach().clone()
+    hist = fit(vae, x, val=x[:64], epochs=3, batch_size=64, lr=3e-3, progress=False)
+    assert hist["val_elbo"][-1] > hist["val_elbo"][0]
+    assert not torch.equal(start, vae.prior.log_scale)  # the prior's parameter was trained
+    assert vae.sample(3).shape == (3, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"Beta needs data inside \(0, 1\)"):
+        fit(vae, x + 1, progress=False)
