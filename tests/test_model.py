@@ -232,3 +232,37 @@ def test_check_data_errors_name_the_problem():
         vae.check_data(torch.full((3, 1, 8, 8), 0.5))
     with pytest.raises(ValueError, match="z must have shape"):
         vae.decode(torch.zeros(2, 5))
+
+
+def test_clearing_pyros_param_store_loses_nothing(binary_data):
+    from pyvae import fit
+
+    vae = small_vae("mog")
+    fit(vae, binary_data, epochs=3, batch_size=10, progress=False)
+    trained = {k: v.clone() for k, v in vae.state_dict().items()}
+    pyro.clear_param_store()
+    fit(vae, binary_data, epochs=0, progress=False)
+    assert all(torch.equal(trained[k], v) for k, v in vae.state_dict().items())
+    fit(vae, binary_data, epochs=1, batch_size=10, progress=False)  # and training goes on
+    assert any(not torch.equal(trained[k], v) for k, v in vae.state_dict().items())
+
+
+def test_user_networks_meeting_the_contract_work(binary_data):
+    from pyvae import fit, likelihoods, priors
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(-3), torch.nn.Linear(64, 4))
+
+        def forward(self, x):
+            loc, raw = self.net(x).chunk(2, -1)
+            return loc, torch.nn.functional.softplus(raw) + 1e-4
+
+    decoder = torch.nn.Sequential(torch.nn.Linear(2, 64), torch.nn.Unflatten(-1, (1, 8, 8)))
+    vae = VAE(Encoder(), decoder, priors.StandardNormal(2), likelihoods.Bernoulli(), (1, 8, 8))
+    before = float(vae.elbo(binary_data, num_samples=10))
+    fit(vae, binary_data, epochs=30, batch_size=20, lr=1e-2, progress=False)
+    assert float(vae.elbo(binary_data, num_samples=10)) > before + 3
+    with pytest.raises(ValueError, match="input_shape"):
+        VAE(Encoder(), decoder, priors.StandardNormal(2), likelihoods.Bernoulli())
