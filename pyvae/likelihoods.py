@@ -79,7 +79,13 @@ class Likelihood(PyroModule):
         return x if x.is_floating_point() else x.float()
 
     def validate(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` if ``x`` lies outside this likelihood's support."""
+        """Raise ``ValueError`` if ``x`` has NaN/inf or lies outside this likelihood's support."""
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(
+                f"{type(self).__name__} likelihood: the data has "
+                f"{int((~torch.isfinite(x)).sum())} NaN or infinite values; "
+                "remove or impute them first"
+            )
         ok = self.support.check(x.float() if not x.is_floating_point() else x)
         if not bool(ok.all()):
             bad = x[~ok].flatten()[:5].tolist()
@@ -162,7 +168,8 @@ class Gaussian(Likelihood):
         self.min_scale = float(min_scale)
         self.params_per_value = 2 if scale == "decoder" else 1
         if scale == "learned":
-            self.scale = PyroParam(torch.tensor(1.0), constraints.greater_than(self.min_scale))
+            init = max(1.0, 2 * self.min_scale)
+            self.scale = PyroParam(torch.tensor(init), constraints.greater_than(self.min_scale))
         elif self.scale_mode == "fixed":
             self.register_buffer("fixed_scale", torch.tensor(float(scale)))
 
@@ -250,15 +257,14 @@ class DiscretizedLogisticDistribution(dist.TorchDistribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        y = value / 127.5 - 1.0
-        centered = y - self.loc
+        # Bin edges straight from the integer values, so neighbouring bins share them exactly.
         inv_s = torch.exp(-self.log_scale)
-        plus = inv_s * (centered + 1.0 / 255)
-        minus = inv_s * (centered - 1.0 / 255)
+        plus = inv_s * ((value + 0.5) / 127.5 - 1.0 - self.loc)
+        minus = inv_s * ((value - 0.5) / 127.5 - 1.0 - self.loc)
         log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the bin at 0
         log_one_minus_cdf_minus = -F.softplus(minus)  # log(1 - sigmoid(minus)): the bin at 255
         cdf_delta = torch.sigmoid(plus) - torch.sigmoid(minus)
-        mid = inv_s * centered
+        mid = inv_s * (value / 127.5 - 1.0 - self.loc)
         log_pdf_mid = mid - self.log_scale - 2.0 * F.softplus(mid)
         # Where the bin mass underflows, use the density at the bin centre times its width.
         log_mid_bin = torch.where(

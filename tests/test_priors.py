@@ -126,8 +126,8 @@ def test_flow_prior_1d_samples_follow_its_density():
 
 @pytest.fixture
 def grid_2d():
-    """A (N, 2) grid over [-6, 6]^2 (spacing 0.05) and the area of one cell."""
-    axis = torch.linspace(-6.0, 6.0, 241)
+    """A (N, 2) grid over [-5, 5]^2 (spacing 0.05) and the area of one cell."""
+    axis = torch.linspace(-5.0, 5.0, 201)
     zz = torch.cartesian_prod(axis, axis)
     return zz, (axis[1] - axis[0]).item() ** 2
 
