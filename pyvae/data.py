@@ -15,7 +15,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayDataset", "as_tensor", "load", "make_sprites", "DATASETS", "SPRITE_FACTORS"]
+__all__ = [
+    "ArrayDataset",
+    "as_tensor",
+    "load",
+    "make_sprites",
+    "DATASETS",
+    "SPRITE_FACTORS",
+    "SPRITE_SHAPES",
+]
 
 #: The generating factors of ``sprites``, in the column order of its labels.
 SPRITE_FACTORS = ("shape", "scale", "orientation", "pos_x", "pos_y")

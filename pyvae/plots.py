@@ -1,11 +1,12 @@
 """Figures as matplotlib ``Figure`` objects: notebooks show them, ``fig.savefig`` saves them.
 
 Figures are made without pyplot, so nothing is drawn twice in a notebook and no global
-figure list grows when many are made.
+figure list grows when many are made; they show themselves in Jupyter as PNG.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,16 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from .data import as_tensor
+
+
+class _Figure(Figure):
+    """A matplotlib Figure that Jupyter displays as PNG even when pyplot was never imported."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
 
 __all__ = ["image_grid", "reconstructions_and_samples", "history"]
 
@@ -33,7 +44,7 @@ def image_grid(x: Any, nrow: int = 8, title: str | None = None, ax=None) -> Figu
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"image_grid needs images (N, 1 or 3, H, W), got {tuple(x.shape)}")
     if ax is None:
-        fig = Figure(figsize=(6, 6))
+        fig = _Figure(figsize=(6, 6))
         ax = fig.subplots()
     else:
         fig = ax.figure
@@ -49,7 +60,7 @@ def reconstructions_and_samples(vae, x: Any, n: int = 8) -> Figure:
     x = as_tensor(x)[:n]
     recon = vae.reconstruct(x).cpu()
     samples = vae.sample(64).cpu()
-    fig = Figure(figsize=(12, 6))
+    fig = _Figure(figsize=(12, 6))
     ax1, ax2 = fig.subplots(1, 2)
     x = x.float()
     if x.max() > 1 and recon.max() <= 1:
@@ -62,7 +73,7 @@ def reconstructions_and_samples(vae, x: Any, n: int = 8) -> Figure:
 
 def history(hist: dict) -> Figure:
     """ELBO per epoch (nats per example) from the history ``fit`` returns."""
-    fig = Figure(figsize=(6, 4))
+    fig = _Figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.plot(hist["epoch"], hist["train_elbo"], marker="o", label="train (KL-weighted)")
     if "val_elbo" in hist:

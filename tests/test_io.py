@@ -74,6 +74,7 @@ class _Payload:
         return (os.system, (f"touch {_Payload.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_loading_a_malicious_pickle_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     _Payload.marker = marker
