@@ -269,9 +269,11 @@ class VAE(PyroModule):
                 return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     # ------------------------------------------------------------------ using a trained VAE
-    def _batches(self, x: Any, batch_size: int):
+    def _batches(self, x: Any, batch_size: int, validate_support: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         x = as_tensor(x)
-        self.check_data(x, validate_support=False)
+        self.check_data(x, validate_support=validate_support)
         for start in range(0, len(x), batch_size):
             yield x[start : start + batch_size].to(self.device, non_blocking=True)
 
@@ -325,7 +327,7 @@ class VAE(PyroModule):
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         values = []
-        for xb in self._batches(x, batch_size):
+        for xb in self._batches(x, batch_size, validate_support=True):
             total = xb.new_zeros(len(xb), dtype=torch.get_default_dtype())
             for _ in range(num_samples):
                 total += _trace_elbo(self.model, self.guide, xb)

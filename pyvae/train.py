@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any
 
 import pyro
@@ -12,13 +11,7 @@ import pyro.optim
 import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.elbo import ELBO
-from tqdm import TqdmWarning
-
-with warnings.catch_warnings():
-    # In Jupyter without ipywidgets, tqdm.auto warns once and falls back to a text bar;
-    # the text bar is fine, the warning is noise.
-    warnings.simplefilter("ignore", TqdmWarning)
-    from tqdm.auto import tqdm
+from tqdm.auto import tqdm
 
 from .data import as_tensor
 from .model import VAE

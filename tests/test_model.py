@@ -232,6 +232,10 @@ def test_check_data_errors_name_the_problem():
         vae.check_data(torch.full((3, 1, 8, 8), 0.5))
     with pytest.raises(ValueError, match="z must have shape"):
         vae.decode(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="ContinuousBernoulli"):  # elbo checks the support
+        vae.elbo(torch.full((3, 1, 8, 8), 0.5))
+    with pytest.raises(ValueError, match="batch_size"):
+        vae.encode(torch.zeros(3, 1, 8, 8), batch_size=0)
 
 
 def test_clearing_pyros_param_store_loses_nothing(binary_data):
