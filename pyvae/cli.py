@@ -1,7 +1,11 @@
 """The ``pyvae`` command line.
 
-pyvae train                      # train on the built-in sprites, write a run folder
-pyvae train --prior vamp --z-dim 16 --epochs 20 --out runs/vamp
+pyvae train                                   # built-in sprites -> runs/sprites-TIME/
+pyvae train --dataset mnist --root DIR --likelihood continuous_bernoulli --net conv
+pyvae evaluate RUN                            # test ELBO of a run folder
+pyvae sample RUN -n 64                        # RUN/samples.png
+pyvae reconstruct RUN                         # RUN/reconstructions-test.png
+pyvae encode RUN                              # RUN/latents-test.npy (posterior means)
 """
 
 from __future__ import annotations
@@ -12,27 +16,62 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
+
+RUN_FILES = ("model.pt", "config.json", "history.json", "history.csv")
+OBJECTIVES = ("elbo", "meanfield")
+
+
+def _load_data(spec: dict[str, Any]):
+    from . import data
+
+    train, test = data.load(
+        spec["dataset"],
+        root=spec.get("root"),
+        binarize=spec.get("binarize"),
+        values=spec.get("values", "unit"),
+    )
+    limit = spec.get("limit")
+    if limit is not None:
+        train, test = train.subset(slice(0, limit)), test.subset(slice(0, limit))
+    return train, test
+
+
+def _save_figure(fig, path: Path, overwrite: bool) -> Path:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite or choose another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
 
 
 def _train(args: argparse.Namespace) -> int:
     import pyro
+    from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-    from . import data, plots
+    from . import plots
+    from .callbacks import CSVLogger
     from .model import VAE
     from .train import fit
 
-    out = Path(args.out or f"runs/{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if out.exists() and any(out.iterdir()):
-        print(f"error: {out} exists and is not empty; choose another --out", file=sys.stderr)
-        return 2
-    if args.seed is not None:
-        pyro.set_rng_seed(args.seed)
-    train, test = data.load(args.dataset)
-    if args.limit is not None:
-        train = data.ArrayDataset(train.data[: args.limit], None)
-        test = data.ArrayDataset(test.data[: args.limit], None)
+    out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(
+            f"{out} exists and is not empty; choose another --out, or pass --overwrite to "
+            "replace pyvae's files there (other files are left alone)"
+        )
+    values = args.values or ("uint8" if args.likelihood == "discretized_logistic" else "unit")
+    data_spec = {
+        "dataset": args.dataset,
+        "root": args.root,
+        "binarize": args.binarize,
+        "values": values,
+        "limit": args.limit,
+    }
+    train, test = _load_data(data_spec)
+    pyro.set_rng_seed(args.seed)
     likelihood_kwargs = {"scale": args.scale} if args.likelihood in ("gaussian", "laplace") else {}
     vae = VAE.build(
         input_shape=train.shape,
@@ -42,6 +81,9 @@ def _train(args: argparse.Namespace) -> int:
         net=args.net,
         likelihood_kwargs=likelihood_kwargs,
     )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:  # --overwrite replaces pyvae's own files only
+        (out / name).unlink(missing_ok=True)
     history = fit(
         vae,
         train,
@@ -49,74 +91,242 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        elbo=TraceMeanField_ELBO() if args.objective == "meanfield" else Trace_ELBO(),
         beta=args.beta,
         warmup_epochs=args.warmup_epochs,
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        callbacks=[CSVLogger(out / "history.csv")],
     )
-    out.mkdir(parents=True, exist_ok=True)
+    vae.to("cpu")
     vae.save(out / "model.pt")
-    (out / "config.json").write_text(
-        json.dumps(
-            {"args": {k: v for k, v in vars(args).items() if k != "func"}, "vae": vae.config},
-            indent=2,
-        )
-    )
+    run_args = {k: v for k, v in vars(args).items() if k != "func"}
+    config = {"args": run_args, "data": data_spec, "vae": vae.config}
+    (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "history.json").write_text(json.dumps(history, indent=2))
-    plots.reconstructions_and_samples(vae, test).savefig(out / "reconstructions_and_samples.png")
-    plots.history(history).savefig(out / "history.png")
+    written = [
+        _save_figure(fig, out / f"{name}.png", overwrite=True)
+        for name, fig in plots.run_figures(vae, history, test).items()
+    ]
     if not args.quiet:
         if history.get("val_elbo"):
             print(f"test ELBO: {history['val_elbo'][-1]:.2f} nats per example")
-        print(f"model:   {out / 'model.pt'}")
-        print(f"figures: {out / 'reconstructions_and_samples.png'}, {out / 'history.png'}")
+        print(f"run folder: {out}")
+        print(f"  model:   {out / 'model.pt'}   (pyvae.load or `pyvae evaluate {out}`)")
+        print(f"  figures: {', '.join(p.name for p in written)}")
     return 0
+
+
+def _open_run(run: str):
+    from .io import load
+
+    folder = Path(run)
+    if not (folder / "model.pt").exists():
+        raise FileNotFoundError(f"{folder} is not a run folder (no model.pt); run `pyvae train`")
+    vae = load(folder / "model.pt")
+    config = json.loads((folder / "config.json").read_text())
+    return folder, vae, config
+
+
+def _split(args: argparse.Namespace, config: dict[str, Any]):
+    train, test = _load_data(config["data"])
+    return train if args.split == "train" else test
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import pyro
+
+    folder, vae, config = _open_run(args.run)
+    x = _split(args, config)
+    pyro.set_rng_seed(args.seed)
+    elbo = float(vae.elbo(x, num_samples=args.num_samples))
+    dims = 1
+    for s in vae.input_shape:
+        dims *= s
+    result = {
+        "split": args.split,
+        "n": len(x),
+        "elbo_nats": elbo,
+        "bits_per_dim": -elbo / (dims * 0.6931471805599453),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{args.split} ELBO: {elbo:.3f} nats per example ({len(x)} examples, "
+            f"{args.num_samples} sample(s) of z each); {result['bits_per_dim']:.4f} bits/dim"
+        )
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import pyro
+
+    from . import plots
+
+    folder, vae, _ = _open_run(args.run)
+    pyro.set_rng_seed(args.seed)
+    x = vae.sample(args.n, mean=not args.draw)
+    path = _save_figure(
+        plots.samples_figure(x), Path(args.out or folder / "samples.png"), args.overwrite
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from . import plots
+
+    folder, vae, config = _open_run(args.run)
+    x = _split(args, config)
+    path = Path(args.out or folder / f"reconstructions-{args.split}.png")
+    _save_figure(plots.reconstructions(vae, x, n=args.n), path, args.overwrite)
+    print(f"wrote {path}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io import atomic_write
+
+    folder, vae, config = _open_run(args.run)
+    x = _split(args, config)
+    z = vae.encode(x).mean.cpu().numpy()
+    path = Path(args.out or folder / f"latents-{args.split}.npy")
+    with_suffix = path if path.suffix == ".npy" else path.with_suffix(".npy")
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, z)
+
+    atomic_write(with_suffix, write, args.overwrite)
+    print(f"wrote {with_suffix}: posterior means, shape {z.shape}")
+    return 0
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except empty ones (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _parser() -> argparse.ArgumentParser:
     from .data import DATASETS
     from .model import LIKELIHOODS, NETS, PRIORS
 
+    fmt = _Help
     parser = argparse.ArgumentParser(
-        prog="pyvae", description="Variational autoencoders as Pyro models and guides."
+        prog="pyvae",
+        description="Variational autoencoders as Pyro models and guides. Start with "
+        "`pyvae train` (built-in data, no download), then look in the run folder it prints.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     t = sub.add_parser(
         "train",
-        help="train a VAE and write a run folder (model, history, figures)",
+        help="train a VAE and write a run folder (model, config, history, figures)",
         description="Train a VAE with SVI and write a run folder: model.pt, config.json, "
-        "history.json and PNG figures of reconstructions, samples and the ELBO per epoch.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "history.json/.csv and PNG figures (history, reconstructions, samples, latent "
+        "traversals, the latent space coloured by label).",
+        formatter_class=fmt,
     )
-    t.add_argument("--dataset", default="sprites", choices=sorted(DATASETS), help="dataset")
+    t.add_argument(
+        "--dataset",
+        default="sprites",
+        help=f"a name ({', '.join(sorted(DATASETS))}) or a path (.npy, .npz, IDX, .csv, "
+        "image folder)",
+    )
+    t.add_argument("--root", default=None, help="folder of torchvision datasets (offline files)")
+    t.add_argument(
+        "--binarize",
+        default=None,
+        choices=["threshold", "static", "dynamic"],
+        help="binarize 8-bit images (for --likelihood bernoulli)",
+    )
+    t.add_argument(
+        "--values",
+        default=None,
+        choices=["unit", "uint8"],
+        help="8-bit images as [0, 1] floats or 0..255 (None: uint8 for "
+        "discretized_logistic, else unit)",
+    )
+    t.add_argument(
+        "--limit", type=int, default=None, help="use only the first N items of each split"
+    )
     t.add_argument("--prior", default="normal", choices=sorted(PRIORS), help="prior p(z)")
     t.add_argument("--likelihood", default="bernoulli", choices=sorted(LIKELIHOODS))
     t.add_argument(
         "--scale",
         default="learned",
-        help="Gaussian/Laplace scale: a number, 'learned' or 'decoder'",
+        help="Gaussian/Laplace scale: a number, learned or decoder",
     )
     t.add_argument("--net", default="mlp", choices=sorted(NETS), help="encoder/decoder type")
     t.add_argument("--z-dim", type=int, default=10, help="latent dimension")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    t.add_argument(
+        "--objective",
+        default="elbo",
+        choices=OBJECTIVES,
+        help="elbo: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL where known)",
+    )
     t.add_argument("--beta", type=float, default=1.0, help="KL weight (beta-VAE)")
-    t.add_argument("--warmup-epochs", type=float, default=0, help="KL warm-up from 0")
+    t.add_argument("--warmup-epochs", type=float, default=0, help="KL warm-up from 0 to beta")
     t.add_argument("--seed", type=int, default=0, help="random seed")
-    t.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
-    t.add_argument("--out", default=None, help="run folder (default: runs/DATASET-TIME)")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N items")
+    t.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: where the model is: cpu)"
+    )
+    t.add_argument(
+        "--out", default=None, help="run folder (default: runs/DATASET-TIME in the current folder)"
+    )
+    t.add_argument("--overwrite", action="store_true", help="replace a run in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=_train)
+
+    def run_command(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, formatter_class=fmt)
+        p.add_argument("run", help="a run folder written by `pyvae train`")
+        p.set_defaults(func=func)
+        return p
+
+    e = run_command(
+        "evaluate", "print the ELBO of a trained run on its test (or train) data", _evaluate
+    )
+    e.add_argument("--split", default="test", choices=["test", "train"])
+    e.add_argument("--num-samples", type=int, default=10, help="draws of z per example")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON line")
+
+    s = run_command("sample", "write an image grid of samples from the prior", _sample)
+    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of E[x|z]")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="PNG path (default: RUN/samples.png)")
+    s.add_argument("--overwrite", action="store_true")
+
+    r = run_command("reconstruct", "write data items over their reconstructions", _reconstruct)
+    r.add_argument("--split", default="test", choices=["test", "train"])
+    r.add_argument("-n", type=int, default=16, help="number of items")
+    r.add_argument("--out", default=None, help="PNG path (default: RUN/reconstructions-SPLIT.png)")
+    r.add_argument("--overwrite", action="store_true")
+
+    c = run_command("encode", "write the posterior means E[z|x] of a split to .npy", _encode)
+    c.add_argument("--split", default="test", choices=["test", "train"])
+    c.add_argument("--out", default=None, help=".npy path (default: RUN/latents-SPLIT.npy)")
+    c.add_argument("--overwrite", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pyvae`` console script."""
+    """Entry point of the ``pyvae`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    if args.scale not in ("learned", "decoder"):
+    if getattr(args, "scale", "learned") not in ("learned", "decoder"):
         try:
             args.scale = float(args.scale)
         except ValueError:
@@ -127,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         return args.func(args)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

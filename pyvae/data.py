@@ -1,14 +1,22 @@
-"""Datasets: the built-in ``sprites`` (generated, no download) and conversion of user data.
+"""Datasets: built-in, torchvision, local files and in-memory data.
 
-``fit``, ``encode`` and ``elbo`` accept a tensor, a NumPy array, an :class:`ArrayDataset`
-or any ``torch.utils.data.Dataset`` (whose items are ``x`` or ``(x, label, ...)``);
-:func:`as_tensor` turns each into one tensor of shape ``(N, *item_shape)``.
+:func:`load` returns ``(train, test)`` :class:`ArrayDataset` objects. Image data stays
+compact in memory (uint8) and is converted per batch, on the training device, by the
+dataset's ``transform`` (e.g. to [0, 1], or a fresh binarization each time).
+
+``fit``, ``encode``, ``elbo`` and the plots accept an :class:`ArrayDataset`, a tensor, a
+NumPy array or any ``torch.utils.data.Dataset`` whose items are ``x`` or ``(x, label,
+...)``.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,10 +25,16 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "ArrayDataset",
+    "Scale",
+    "DynamicBinarize",
     "as_tensor",
+    "source",
+    "batches",
     "load",
     "make_sprites",
+    "read_idx",
     "DATASETS",
+    "TORCHVISION_DATASETS",
     "SPRITE_FACTORS",
     "SPRITE_SHAPES",
 ]
@@ -29,14 +43,49 @@ __all__ = [
 SPRITE_FACTORS = ("shape", "scale", "orientation", "pos_x", "pos_y")
 SPRITE_SHAPES = ("square", "ellipse", "heart")
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+BINARIZE_OPTIONS = (None, "threshold", "static", "dynamic")
+VALUES_OPTIONS = ("unit", "uint8")
 
+
+# --------------------------------------------------------------------------- batch transforms
+class Scale:
+    """Per-batch transform: ``x.float() * factor`` (e.g. 8-bit pixels to [0, 1])."""
+
+    def __init__(self, factor: float = 1 / 255):
+        self.factor = float(factor)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() * self.factor
+
+    def __repr__(self) -> str:
+        return f"Scale({self.factor:.6g})"
+
+
+class DynamicBinarize:
+    """Per-batch transform: a fresh binarization ``Bernoulli(x * scale)`` at every call,
+    so each epoch sees new binary images ("dynamic" binarization of grey levels)."""
+
+    def __init__(self, scale: float = 1 / 255):
+        self.scale = float(scale)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(x.float() * self.scale)
+
+    def __repr__(self) -> str:
+        return f"DynamicBinarize({self.scale:.6g})"
+
+
+# --------------------------------------------------------------------------- the dataset
 class ArrayDataset(Dataset):
-    """Data held in memory as one tensor (compact dtypes such as uint8 are kept).
+    """Data held in memory as one tensor, compact dtypes (uint8) kept.
 
-    Attributes:
+    Args:
         data: tensor ``(N, *shape)``.
-        targets: labels ``(N,)`` or ``(N, F)`` or None.
-        factor_names: names of the label columns, if any.
+        targets: labels ``(N,)`` or ``(N, F)``, or None.
+        factor_names: names of the label columns (or of the classes), if any.
+        transform: applied per batch (``fit`` applies it on the training device) and by
+            ``dataset[i]``; e.g. :class:`Scale` or :class:`DynamicBinarize`.
     """
 
     def __init__(
@@ -44,12 +93,22 @@ class ArrayDataset(Dataset):
         data: torch.Tensor,
         targets: torch.Tensor | None = None,
         factor_names: Sequence[str] | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
-        if targets is not None and len(targets) != len(data):
-            raise ValueError(f"{len(data)} items but {len(targets)} targets")
+        if not isinstance(data, torch.Tensor):
+            data = as_tensor(data)
+        if data.dim() < 1:
+            raise ValueError("data must have a first (item) dimension")
+        if targets is not None:
+            targets = torch.as_tensor(targets)
+            if len(targets) != len(data):
+                raise ValueError(
+                    f"labels of the wrong length: {len(data)} items but {len(targets)} labels"
+                )
         self.data = data
         self.targets = targets
         self.factor_names = tuple(factor_names) if factor_names else None
+        self.transform = transform
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -60,29 +119,37 @@ class ArrayDataset(Dataset):
         return len(self.data)
 
     def __getitem__(self, i):
-        if self.targets is None:
-            return self.data[i]
-        return self.data[i], self.targets[i]
+        x = self.data[i]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x if self.targets is None else (x, self.targets[i])
+
+    def subset(self, index: Any) -> ArrayDataset:
+        """The items at ``index`` (a slice, indices or a mask) as a new dataset."""
+        targets = None if self.targets is None else self.targets[index]
+        return ArrayDataset(self.data[index], targets, self.factor_names, self.transform)
 
     def __repr__(self) -> str:
-        return f"ArrayDataset(n={len(self)}, shape={self.shape}, dtype={self.data.dtype})"
+        extra = f", transform={self.transform!r}" if self.transform is not None else ""
+        return f"ArrayDataset(n={len(self)}, shape={self.shape}, dtype={self.data.dtype}{extra})"
 
 
-def as_tensor(data: Any) -> torch.Tensor:
-    """Turn user data into one tensor ``(N, *item_shape)``.
-
-    Accepts a tensor, a NumPy array, an :class:`ArrayDataset` or a ``Dataset`` whose items
-    are tensors/arrays or tuples starting with one. float64 becomes float32; integer
-    dtypes are kept (converted to float per batch).
-    """
+# --------------------------------------------------------------------------- user data
+def source(data: Any) -> tuple[torch.Tensor, Callable | None]:
+    """``(raw tensor (N, *shape), per-batch transform or None)`` for any accepted data."""
     if isinstance(data, ArrayDataset):
-        x = data.data
-    elif isinstance(data, torch.Tensor):
+        return data.data, data.transform
+    if isinstance(data, torch.Tensor):
         x = data
     elif isinstance(data, np.ndarray):
-        if data.dtype == object:
-            raise TypeError("a NumPy array of dtype object is not numeric data")
+        if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+            raise TypeError(f"a NumPy array of dtype {data.dtype} is not numeric data")
         x = torch.from_numpy(np.ascontiguousarray(data))
+    elif isinstance(data, (list, tuple)):
+        raise TypeError(
+            f"cannot use a {type(data).__name__} as data: pass a torch.Tensor or NumPy array "
+            "(e.g. torch.tensor(data)); for a batch from a DataLoader use x, _ = batch"
+        )
     elif isinstance(data, Dataset):
         try:
             n = len(data)  # type: ignore[arg-type]
@@ -92,21 +159,56 @@ def as_tensor(data: Any) -> torch.Tensor:
             raise ValueError("the dataset is empty: it needs at least one item")
         items = [data[i] for i in range(n)]
         items = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
-        x = torch.stack([torch.as_tensor(np.asarray(it)) for it in items])
+        if isinstance(items[0], dict):
+            raise TypeError(
+                "the dataset's items are dicts: wrap it so items are x or (x, label), or pass "
+                "a tensor"
+            )
+        try:
+            x = torch.stack([torch.as_tensor(np.asarray(it)) for it in items])
+        except RuntimeError as e:
+            raise ValueError(f"the dataset's items differ in shape: {e}") from None
     else:
         raise TypeError(
             f"cannot use {type(data).__name__} as data: pass a torch.Tensor, a NumPy array "
             "or a torch.utils.data.Dataset"
         )
-    if x.dtype == torch.float64:
+    if x.is_complex():
+        raise TypeError("complex data is not supported")
+    if x.dtype in (torch.float64, torch.float16, torch.bfloat16):
         x = x.float()
     if x.dtype == torch.bool:
         x = x.to(torch.uint8)
-    if x.is_complex():
-        raise TypeError("complex data is not supported")
-    return x
+    return x, None
 
 
+def as_tensor(data: Any) -> torch.Tensor:
+    """All of ``data`` as one tensor ``(N, *shape)``, with the dataset's transform applied.
+
+    float64 becomes float32 and bool becomes uint8; other dtypes are kept.
+    """
+    x, transform = source(data)
+    return transform(x) if transform is not None else x
+
+
+def batches(
+    x: torch.Tensor,
+    transform: Callable | None,
+    batch_size: int,
+    device: torch.device | str | None = None,
+    order: torch.Tensor | None = None,
+) -> Iterator[torch.Tensor]:
+    """Minibatches of ``x`` (in ``order`` if given) moved to ``device``, then transformed."""
+    n = len(x)
+    for start in range(0, n, batch_size):
+        xb = (
+            x[start : start + batch_size] if order is None else x[order[start : start + batch_size]]
+        )
+        xb = xb.to(device, non_blocking=True) if device is not None else xb
+        yield transform(xb) if transform is not None else xb
+
+
+# --------------------------------------------------------------------------- sprites
 def make_sprites(n: int, size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate ``n`` dSprites-style binary images with known generating factors.
 
@@ -155,16 +257,405 @@ def _load_sprites(
     )
 
 
-#: Built-in datasets by name: each a function returning ``(train, test)``.
-DATASETS = {"sprites": _load_sprites}
+# --------------------------------------------------------------------------- image conventions
+def _channels_first(x: torch.Tensor) -> torch.Tensor:
+    """Images as (N, C, H, W): add a channel to (N, H, W); move a trailing 1/3/4 channel."""
+    if x.dim() == 3:
+        return x.unsqueeze(1)
+    if x.dim() == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        return x.permute(0, 3, 1, 2).contiguous()
+    return x
 
 
-def load(name: str, **kwargs: Any) -> tuple[ArrayDataset, ArrayDataset]:
-    """Load a dataset by name and return ``(train, test)``.
+def _image_dataset(
+    x: torch.Tensor,
+    targets: torch.Tensor | None,
+    names: Sequence[str] | None,
+    binarize: str | None,
+    values: str,
+    seed: int,
+) -> ArrayDataset:
+    """Wrap 8-bit images (N, C, H, W) with the requested value convention."""
+    x = _channels_first(torch.as_tensor(x))
+    if x.dtype != torch.uint8:
+        raise ValueError(f"8-bit images expected, got dtype {x.dtype}")
+    if binarize is None:
+        transform = Scale(1 / 255) if values == "unit" else Scale(1.0)
+    elif binarize == "threshold":
+        x, transform = (x > 127).to(torch.uint8), None
+    elif binarize == "static":
+        g = torch.Generator().manual_seed(seed)
+        x = torch.bernoulli(x.float() / 255, generator=g).to(torch.uint8)
+        transform = None
+    else:
+        transform = DynamicBinarize(1 / 255)
+    return ArrayDataset(x, targets, names, transform)
 
-    Built in (generated, no download): ``"sprites"`` — binary 64x64 shapes with labels
-    for their generating factors (``n_train=10000, n_test=2000, size=64, seed=0``).
+
+def _check_options(binarize: str | None, values: str) -> None:
+    if binarize not in BINARIZE_OPTIONS:
+        raise ValueError(f"binarize must be one of {list(BINARIZE_OPTIONS)}, got {binarize!r}")
+    if values not in VALUES_OPTIONS:
+        raise ValueError(f"values must be one of {list(VALUES_OPTIONS)}, got {values!r}")
+
+
+# --------------------------------------------------------------------------- torchvision
+def _files_hint(name: str, root: str) -> str:
+    hints = {
+        "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+        "fashion_mnist": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+        "kmnist": "KMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+        "emnist": "EMNIST/raw/emnist-balanced-{train,test}-{images-idx3,labels-idx1}-ubyte",
+        "cifar10": "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
+        "celeba": "celeba/{img_align_celeba/,list_eval_partition.txt,list_attr_celeba.txt,...}",
+    }
+    return os.path.join(root, hints[name])
+
+
+def _torchvision(
+    name: str,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    binarize: str | None = None,
+    values: str = "unit",
+    seed: int = 0,
+    size: int = 64,
+) -> tuple[ArrayDataset, ArrayDataset]:
+    import torchvision.datasets as tvd
+
+    root = str(root if root is not None else os.path.join("~", ".pyvae", "data"))
+    root = os.path.expanduser(root)
+
+    def make(cls: Any, train: bool, **kw: Any) -> Any:
+        try:
+            return (
+                cls(root, download=download, **kw)
+                if train is None
+                else cls(root, train=train, download=download, **kw)
+            )
+        except Exception as e:  # network errors, missing or corrupt files
+            how = "could not download them" if download else "download=False"
+            raise FileNotFoundError(
+                f"{name}: the files were not found under {root!r} and pyvae {how} ({e}). "
+                f"Put the files at {_files_hint(name, root)} (as torchvision expects), or "
+                "pass root=... pointing at the folder that holds them."
+            ) from None
+
+    out = []
+    for train in (True, False):
+        if name == "mnist":
+            ds = make(tvd.MNIST, train)
+            x, y, names = ds.data, ds.targets, ds.classes
+        elif name == "fashion_mnist":
+            ds = make(tvd.FashionMNIST, train)
+            x, y, names = ds.data, ds.targets, ds.classes
+        elif name == "kmnist":
+            ds = make(tvd.KMNIST, train)
+            x, y, names = ds.data, ds.targets, ds.classes
+        elif name == "emnist":
+            ds = make(tvd.EMNIST, train, split="balanced")
+            # EMNIST stores images transposed.
+            x, y, names = ds.data.transpose(1, 2), ds.targets, ds.classes
+        elif name == "cifar10":
+            ds = make(tvd.CIFAR10, train)
+            x = torch.from_numpy(ds.data)
+            y, names = torch.as_tensor(ds.targets), ds.classes
+        else:  # celeba: decode, centre-crop and resize once, keep uint8
+            from torchvision.transforms import v2
+
+            split = "train" if train else "test"
+            tf = v2.Compose([v2.PILToTensor(), v2.CenterCrop(148), v2.Resize(size)])
+            ds = make(tvd.CelebA, None, split=split, target_type="attr", transform=tf)
+            x = torch.stack([ds[i][0] for i in range(len(ds))])
+            y, names = ds.attr, ds.attr_names[:40]
+        out.append(_image_dataset(x, torch.as_tensor(y), names, binarize, values, seed))
+    return out[0], out[1]
+
+
+TORCHVISION_DATASETS = ("mnist", "fashion_mnist", "kmnist", "emnist", "cifar10", "celeba")
+
+
+# --------------------------------------------------------------------------- binarized MNIST
+BINARIZED_MNIST_URL = (
+    "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binarized_mnist_{}.amat"
+)
+
+
+def _binarized_mnist(
+    root: str | os.PathLike | None = None, download: bool = True, **_: Any
+) -> tuple[ArrayDataset, ArrayDataset]:
+    """The fixed binarization of Larochelle & Murray: train (50k) + valid (10k), test (10k).
+
+    Reads ``root/binarized_mnist/binarized_mnist_packbits.npz`` (keys train/valid/test,
+    784 bits packed per row) or the original ``binarized_mnist_{train,valid,test}.amat``.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](**kwargs)
+    folder = Path(os.path.expanduser(str(root or "~/.pyvae/data"))) / "binarized_mnist"
+    packed = folder / "binarized_mnist_packbits.npz"
+    parts: dict[str, np.ndarray] = {}
+    if packed.exists():
+        with np.load(packed) as z:
+            parts = {k: np.unpackbits(z[k], axis=1)[:, :784] for k in ("train", "valid", "test")}
+    else:
+        for split in ("train", "valid", "test"):
+            path = folder / f"binarized_mnist_{split}.amat"
+            if not path.exists() and download:
+                from torchvision.datasets.utils import download_url
+
+                try:
+                    download_url(BINARIZED_MNIST_URL.format(split), str(folder))
+                except Exception as e:
+                    raise FileNotFoundError(
+                        f"binarized_mnist: {path} is missing and could not be downloaded ({e}). "
+                        f"Put binarized_mnist_{{train,valid,test}}.amat or "
+                        f"binarized_mnist_packbits.npz in {folder}."
+                    ) from None
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"binarized_mnist: {path} is missing (download=False). Put "
+                    f"binarized_mnist_{{train,valid,test}}.amat or binarized_mnist_packbits.npz "
+                    f"in {folder}."
+                )
+            parts[split] = np.loadtxt(path, dtype=np.uint8)
+    to = lambda a: torch.from_numpy(a.astype(np.uint8)).reshape(-1, 1, 28, 28)  # noqa: E731
+    train = torch.cat([to(parts["train"]), to(parts["valid"])])
+    return ArrayDataset(train), ArrayDataset(to(parts["test"]))
+
+
+# --------------------------------------------------------------------------- local files
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (the MNIST format), plain or ``.gz``, into a NumPy array."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    count = int(np.prod(dims)) if ndim else 1
+    expected = 4 + 4 * ndim + count * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(
+            f"{path}: IDX file is truncated or corrupt ({len(raw)} bytes, expected {expected})"
+        )
+    data = np.frombuffer(raw, dtype=dtype, count=count, offset=4 + 4 * ndim)
+    return data.reshape(tuple(int(d) for d in dims)).astype(dtype.newbyteorder("="))
+
+
+def _read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numeric CSV (an optional header row) as float32 or int64, and an optional label column."""
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if not rows:
+        raise ValueError(f"{path} is empty")
+
+    def numeric(cell: str) -> bool:
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            return False
+
+    header = None if all(numeric(c) for c in rows[0]) else [c.strip() for c in rows[0]]
+    body = rows[1:] if header else rows
+    names = header or [str(i) for i in range(len(rows[0]))]
+    labels = None
+    if label_column is not None:
+        col = names.index(str(label_column)) if str(label_column) in names else None
+        if col is None:
+            raise ValueError(f"{path}: no column {label_column!r}; columns are {names}")
+        labels = np.array([r[col] for r in body])
+        body = [r[:col] + r[col + 1 :] for r in body]
+        names = names[:col] + names[col + 1 :]
+    for i, row in enumerate(body):
+        if len(row) != len(names):
+            raise ValueError(
+                f"{path}: row {i + 1 + bool(header)} has {len(row)} columns, expected {len(names)}"
+            )
+        for name, cell in zip(names, row, strict=True):
+            if not numeric(cell):
+                raise ValueError(
+                    f"{path}: column {name!r} is not numeric (row {i + 1 + bool(header)}: "
+                    f"{cell!r}); drop or encode it, or name it as label_column"
+                )
+    values = np.array(body, dtype=np.float64)
+    if labels is not None:
+        try:
+            labels = labels.astype(np.int64)
+        except ValueError:  # string labels: index them
+            _, labels = np.unique(labels, return_inverse=True)
+    if np.all(values == np.round(values)):
+        return values.astype(np.int64), labels
+    return values.astype(np.float32), labels
+
+
+def _read_image_folder(folder: Path) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_image
+
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+    )
+    if not files:
+        raise ValueError(f"{folder} holds no image files (.png, .jpg, .jpeg, .bmp, .gif)")
+    images = [decode_image(str(p), mode=ImageReadMode.UNCHANGED) for p in files]
+    first = images[0].shape
+    for p, img in zip(files, images, strict=True):
+        if img.shape != first:
+            raise ValueError(
+                f"images of mixed sizes in {folder}: {files[0].name} is {tuple(first)} (C, H, W) "
+                f"but {p.name} is {tuple(img.shape)}; resize them to one size first"
+            )
+    return torch.stack(images)
+
+
+def _split(
+    x: torch.Tensor, y: Any, test_fraction: float, seed: int
+) -> tuple[tuple[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(test_fraction * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    pick = (lambda idx: None) if y is None else (lambda idx: torch.as_tensor(y)[idx])
+    return (x[train], pick(train)), (x[test], pick(test))
+
+
+def _load_path(
+    path: Path,
+    binarize: str | None,
+    values: str,
+    seed: int,
+    test_fraction: float,
+    label_column: str | int | None,
+) -> tuple[ArrayDataset, ArrayDataset]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    name = path.name.lower()
+    train = test = None
+    y = None
+    if path.is_dir():
+        x = _read_image_folder(path)
+    elif name.endswith(".npy"):
+        x = torch.from_numpy(np.load(path, allow_pickle=False))
+    elif name.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            for xtr, xte, ytr, yte in (
+                ("x_train", "x_test", "y_train", "y_test"),
+                ("train", "test", "train_labels", "test_labels"),
+            ):
+                if xtr in keys and xte in keys:
+                    get = lambda k: torch.from_numpy(z[k]) if k in keys else None  # noqa: E731
+                    train, test = (get(xtr), get(ytr)), (get(xte), get(yte))
+                    break
+            else:
+                if len(keys) != 1 and not {"x", "y"} <= set(keys) and "x" not in keys:
+                    raise ValueError(
+                        f"{path}: cannot tell the data apart: keys {keys}; use x (and y), "
+                        "x_train/x_test (and y_train/y_test), or train/test"
+                    )
+                x = torch.from_numpy(z["x"] if "x" in keys else z[keys[0]])
+                y = z["y"] if "y" in keys else None
+    elif "ubyte" in name or name.endswith(".idx") or name.endswith(".gz"):
+        x = torch.from_numpy(read_idx(path))
+    elif name.endswith(".csv"):
+        arr, y = _read_csv(path, label_column)
+        x = torch.from_numpy(arr)
+    else:
+        raise ValueError(
+            f"{path}: unknown file type; use .npy, .npz, IDX (*-ubyte, .gz), .csv or a folder "
+            "of images"
+        )
+    if train is None:
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"labels of the wrong length: {len(x)} items but {len(y)} labels")
+        train, test = _split(x, y, test_fraction, seed)
+    out = []
+    for x_part, y_part in (train, test):
+        if x_part.dtype == torch.uint8 and x_part.dim() >= 3:  # 8-bit images
+            out.append(_image_dataset(x_part, y_part, None, binarize, values, seed))
+        else:
+            if binarize is not None:
+                raise ValueError(f"binarize applies to 8-bit images; {path} holds {x_part.dtype}")
+            x_part, _ = source(x_part)
+            out.append(ArrayDataset(x_part, y_part))
+    return out[0], out[1]
+
+
+# --------------------------------------------------------------------------- load
+#: Datasets by name; each returns ``(train, test)``.
+DATASETS: dict[str, Callable[..., tuple[ArrayDataset, ArrayDataset]]] = {
+    "sprites": _load_sprites,
+    "binarized_mnist": _binarized_mnist,
+    **{name: (lambda n: lambda **kw: _torchvision(n, **kw))(name) for name in TORCHVISION_DATASETS},
+}
+
+
+def load(
+    name_or_path: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    *,
+    binarize: str | None = None,
+    values: str = "unit",
+    seed: int = 0,
+    test_fraction: float = 0.1,
+    label_column: str | int | None = None,
+    **kwargs: Any,
+) -> tuple[ArrayDataset, ArrayDataset]:
+    """Load a dataset and return ``(train, test)`` :class:`ArrayDataset` objects.
+
+    Args:
+        name_or_path: a name from :data:`DATASETS` or a path:
+            ``sprites`` (built in, generated: 64x64 binary shapes whose labels are their
+            generating factors; ``n_train``, ``n_test``, ``size`` and ``seed`` may be given);
+            ``mnist``, ``fashion_mnist``, ``kmnist``, ``emnist`` (balanced split),
+            ``cifar10``, ``celeba`` (centre-cropped and resized to ``size``, default 64)
+            through torchvision; ``binarized_mnist`` (the fixed binarization of
+            Larochelle & Murray; train + valid as train);
+            or a local ``.npy``/``.npz`` file, an IDX file (``*-ubyte``, ``.gz``), a numeric
+            ``.csv`` (tabular or count data; a header row is optional) or a folder of
+            images (all of one size).
+        root: the folder torchvision datasets live in (default ``~/.pyvae/data``); with
+            files there, nothing is downloaded.
+        download: try to download missing torchvision files.
+        binarize: for 8-bit images and binary likelihoods: None (keep grey levels),
+            ``"threshold"`` (pixel > 127), ``"static"`` (one Bernoulli draw per pixel,
+            fixed by ``seed``) or ``"dynamic"`` (a fresh draw every batch).
+        values: for 8-bit images without binarization: ``"unit"`` (floats in [0, 1], for
+            Gaussian or continuous Bernoulli likelihoods) or ``"uint8"`` (the integers
+            0..255, for the discretized logistic likelihood).
+        seed: for the static binarization and for splitting a single local file.
+        test_fraction: share of a single local file held out as the test set.
+        label_column: the CSV column (name or index) holding labels, if any.
+    """
+    _check_options(binarize, values)
+    name = str(name_or_path)
+    key = name.lower().replace("-", "_")
+    if key == "sprites":
+        return _load_sprites(seed=seed, **kwargs)
+    if key in DATASETS:
+        opts: dict[str, Any] = {"root": root, "download": download}
+        if key in TORCHVISION_DATASETS:
+            opts.update(binarize=binarize, values=values, seed=seed)
+        return DATASETS[key](**opts, **kwargs)
+    path = Path(os.path.expanduser(name))
+    looks_like_path = os.sep in name or path.suffix or path.exists()
+    if not looks_like_path:
+        raise ValueError(
+            f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))} "
+            "(or a path to .npy, .npz, IDX, .csv or a folder of images)"
+        )
+    return _load_path(path, binarize, values, seed, test_fraction, label_column)

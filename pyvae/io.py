@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .config import build_part
 from .model import VAE
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read", "atomic_write", "FORMAT_VERSION"]
+
+PARTS = ("encoder", "decoder", "prior", "likelihood")
 
 FORMAT_VERSION = 1
 
@@ -25,6 +29,8 @@ FORMAT_VERSION = 1
 def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Path:
     """Call ``write(tmp_path)`` and then move the result to ``path`` in one rename."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file path such as {path / 'model.pt'}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +40,9 @@ def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Pat
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -43,7 +52,7 @@ def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Pat
 
 
 def save(vae: VAE, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Save ``vae``'s parameters and (if it was made by ``VAE.build``) how to rebuild it."""
+    """Save ``vae``'s parameters and its config (how to rebuild each part) to ``path``."""
     payload = {
         "format": "pyvae",
         "version": FORMAT_VERSION,
@@ -53,32 +62,59 @@ def save(vae: VAE, path: str | os.PathLike, overwrite: bool = False) -> Path:
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
 
 
-def load(path: str | os.PathLike, vae: VAE | None = None, map_location: Any = "cpu") -> VAE:
-    """Load a VAE saved by :func:`save`.
-
-    A VAE made by ``VAE.build`` with part names is rebuilt from its saved config. For a
-    VAE with parts of your own, pass ``vae=``: a freshly built VAE of the same structure
-    (your classes), into which the saved parameters are loaded.
-    """
+def read(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """The checked contents of a pyvae file: ``format``, ``version``, ``config``,
+    ``state_dict`` (and whatever else the writer added)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # unpickling refused or corrupt file
-        raise ValueError(f"{path} is not a loadable pyvae file: {e}") from None
+    except Exception as e:  # unpickling refused, truncated or corrupt file
+        raise ValueError(
+            f"{path} is not a loadable pyvae file (truncated, corrupt or not made by pyvae; "
+            f"files holding code are refused; {type(e).__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != "pyvae":
         raise ValueError(f"{path} is not a pyvae model file")
-    if payload.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path} was saved by a newer pyvae (format {payload['version']})")
+    version = payload.get("version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has pyvae format version {version}, this pyvae reads version "
+            f"{FORMAT_VERSION}: use the pyvae release that wrote it"
+        )
+    return payload
+
+
+def load(
+    path: str | os.PathLike,
+    vae: VAE | None = None,
+    classes: Iterable[type] = (),
+    map_location: Any = "cpu",
+) -> VAE:
+    """Load a VAE saved by :func:`save`.
+
+    Parts are rebuilt from the saved config: pyvae's own classes are known; pass your own
+    prior, likelihood or network classes as ``classes=[...]``. For a part whose
+    constructor arguments were not recorded (a plain ``nn.Module``), pass ``vae=``: a
+    freshly built VAE of the same structure, into which the parameters are loaded.
+    """
+    payload = read(path, map_location)
+    config = payload["config"]
     if vae is None:
-        config = payload["config"]
-        if config is None:
+        missing = [part for part in PARTS if config.get(part) is None]
+        if missing:
             raise ValueError(
-                f"{path} holds a VAE with custom parts: build the same VAE again and pass it "
-                "as load(path, vae=...)"
+                f"{path}: the {' and '.join(missing)} of this VAE cannot be rebuilt from the "
+                "file (its constructor arguments were not recorded): build the same VAE "
+                "again and pass it as load(path, vae=...), or make the class inherit "
+                "pyvae.config.Configurable"
             )
-        vae = VAE.build(**config)
-    vae.load_state_dict(payload["state_dict"])
-    vae.config = payload["config"] if vae.config is None else vae.config
+        parts = {part: build_part(config[part], classes) for part in PARTS}
+        vae = VAE(**parts, input_shape=config["input_shape"])
+    try:
+        vae.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not fit the given VAE: {str(e)[:500]}") from None
     vae.eval()
     return vae

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
+from .config import Configurable
+
 _EMPTY = torch.Size()
 
 __all__ = [
@@ -58,13 +60,16 @@ def _describe(x: torch.Tensor) -> str:
     return f"min {finite.min().item():.4g}, max {finite.max().item():.4g}, dtype {x.dtype}"
 
 
-class Likelihood(PyroModule):
+class Likelihood(Configurable, PyroModule):
     """Base class of likelihoods p(x|z); see the module docstring for the contract."""
 
     params_per_value: int = 1
     support: constraints.Constraint = constraints.real
     #: What to do when data falls outside ``support``; shown in the error message.
     support_hint: str = ""
+
+    def __init__(self):
+        super().__init__()
 
     def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
         """Return p(x|z) from the decoder output ``raw`` (shape ``(*batch, k*C, *rest)``)."""
@@ -89,10 +94,16 @@ class Likelihood(PyroModule):
         ok = self.support.check(x.float() if not x.is_floating_point() else x)
         if not bool(ok.all()):
             bad = x[~ok].flatten()[:5].tolist()
+            hint = self.support_hint
+            if float(x.max()) > 1 and not bool(self.support.check(torch.tensor(2.0))):
+                hint = (
+                    "Values above 1 look like 8-bit pixels: scale them to [0, 1] (divide by "
+                    "255, or data.load(..., values='unit')). " + hint
+                )
             raise ValueError(
                 f"{type(self).__name__} likelihood: {int((~ok).sum())} data values lie outside "
                 f"its support ({self.support}); first offending values {bad}, data "
-                f"{_describe(x)}. {self.support_hint}".rstrip()
+                f"{_describe(x)}. {hint}".rstrip()
             )
 
     def extra_repr(self) -> str:
@@ -118,7 +129,8 @@ class Bernoulli(Likelihood):
         return constraints.unit_interval if self.soft_targets else constraints.boolean
 
     support_hint = (
-        "Bernoulli needs binary data in {0, 1}. For grey levels in [0, 1], binarize the data, "
+        "Bernoulli needs binary data in {0, 1}. For grey levels in [0, 1], binarize the data "
+        "(e.g. data.load(..., binarize='dynamic', 'static' or 'threshold')), "
         "use likelihoods.ContinuousBernoulli() (likelihood='continuous_bernoulli'), or "
         "likelihoods.Bernoulli(soft_targets=True) to score them with binary cross-entropy."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import numbers
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,7 +21,8 @@ from torch import nn
 from . import likelihoods as _likelihoods
 from . import nets as _nets
 from . import priors as _priors
-from .data import as_tensor
+from .config import part_spec
+from .data import batches, source
 
 __all__ = ["VAE", "PRIORS", "LIKELIHOODS", "NETS"]
 
@@ -128,8 +130,6 @@ class VAE(PyroModule):
         self.likelihood = likelihood
         self.input_shape = tuple(int(s) for s in input_shape)
         self.z_dim = prior.z_dim
-        #: How to rebuild this VAE with :meth:`build` (set by :meth:`build`; else None).
-        self.config: dict[str, Any] | None = None
         weakref.finalize(self, _forget_params, name)
 
     # ------------------------------------------------------------------ building
@@ -158,8 +158,20 @@ class VAE(PyroModule):
                 e.g. ``prior_kwargs={"components": 50}``,
                 ``likelihood_kwargs={"scale": "learned"}``, ``net_kwargs={"hidden": (256,)}``.
         """
-        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
+        if isinstance(z_dim, bool) or not isinstance(z_dim, numbers.Integral) or z_dim < 1:
             raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+        z_dim = int(z_dim)
+        for part, value, base in (
+            ("prior", prior, _priors.Prior),
+            ("likelihood", likelihood, _likelihoods.Likelihood),
+        ):
+            if isinstance(value, type):
+                raise TypeError(
+                    f"{part} must be a name or an instance, got the class {value.__name__}: "
+                    f"write {value.__name__}(...)"
+                )
+            if not isinstance(value, (str, base)):
+                raise TypeError(f"{part} must be a name or a {base.__name__}, got {value!r}")
         try:
             input_shape = tuple(int(s) for s in input_shape)
         except TypeError:
@@ -167,22 +179,9 @@ class VAE(PyroModule):
         if not input_shape or min(input_shape) < 1:
             raise ValueError(f"input_shape must be non-empty and positive, got {input_shape}")
         prior_kwargs = dict(prior_kwargs or {})
-        likelihood_kwargs = dict(likelihood_kwargs or {})
         net_kwargs = dict(net_kwargs or {})
-        config: dict[str, Any] | None = {
-            "input_shape": list(input_shape),
-            "z_dim": z_dim,
-            "prior": prior,
-            "likelihood": likelihood,
-            "net": net,
-            "prior_kwargs": prior_kwargs,
-            "likelihood_kwargs": likelihood_kwargs,
-            "net_kwargs": net_kwargs,
-        }
         if isinstance(likelihood, str):
-            likelihood = _lookup("likelihood", LIKELIHOODS, likelihood)(**likelihood_kwargs)
-        else:
-            config = None
+            likelihood = _lookup("likelihood", LIKELIHOODS, likelihood)(**(likelihood_kwargs or {}))
         if isinstance(net, str):
             enc_cls, dec_cls = _lookup("net", NETS, net)
         else:
@@ -195,13 +194,22 @@ class VAE(PyroModule):
             if prior_cls is _priors.VampPrior:
                 prior_kwargs.setdefault("input_shape", input_shape)
             prior = prior_cls(z_dim, **prior_kwargs)
-        else:
-            config = None
         if prior.z_dim != z_dim:
             raise ValueError(f"the prior has z_dim={prior.z_dim} but z_dim={z_dim}")
-        vae = cls(encoder, decoder, prior, likelihood, input_shape)
-        vae.config = config
-        return vae
+        return cls(encoder, decoder, prior, likelihood, input_shape)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """How to rebuild this VAE: the input shape and, for each part, its class and
+        constructor arguments (None for a part whose arguments were not recorded, e.g. a
+        plain ``nn.Module``; see :class:`pyvae.config.Configurable`)."""
+        return {
+            "input_shape": list(self.input_shape),
+            **{
+                part: part_spec(getattr(self, part))
+                for part in ("encoder", "decoder", "prior", "likelihood")
+            },
+        }
 
     # ------------------------------------------------------------------ model and guide
     @property
@@ -239,6 +247,7 @@ class VAE(PyroModule):
                 raise ValueError("model(None) generates data and needs batch_size=...")
             batch, device = batch_size, self.device
         else:
+            _check_batch(x)
             x = x if x.is_floating_point() else x.float()
             batch, device = x.shape[0], x.device
         prior = self.prior(self.encoder)
@@ -263,19 +272,20 @@ class VAE(PyroModule):
         """
         if x is None:
             raise ValueError("the guide needs data x (it is q(z|x))")
+        _check_batch(x)
         loc, scale = self.encoder(self.likelihood.encoder_input(x))
         with self._plate(x.shape[0], num_data, x.device):
             with _kl_weight(kl_weight):
                 return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     # ------------------------------------------------------------------ using a trained VAE
-    def _batches(self, x: Any, batch_size: int, validate_support: bool = False):
+    def _batches(self, data: Any, batch_size: int, validate_support: bool = False):
+        """Check ``data`` whole, then yield its transformed batches on this VAE's device."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        x = as_tensor(x)
-        self.check_data(x, validate_support=validate_support)
-        for start in range(0, len(x), batch_size):
-            yield x[start : start + batch_size].to(self.device, non_blocking=True)
+        x, transform = source(data)
+        self.check_data(x, transform, validate_support=validate_support)
+        return batches(x, transform, batch_size, self.device)
 
     @torch.no_grad()
     def encode(self, x: Any, batch_size: int = 1024) -> dist.TorchDistribution:
@@ -304,8 +314,8 @@ class VAE(PyroModule):
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True) -> torch.Tensor:
         """Generate ``n`` items: ``z ~ prior``, then E[x|z] (or a draw if ``mean=False``)."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
         z = self.prior(self.encoder).sample((n,))
         px = self.decode(z)
         return px.mean if mean else px.sample()
@@ -344,16 +354,29 @@ class VAE(PyroModule):
         return save(self, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ checks
-    def check_data(self, x: torch.Tensor, validate_support: bool = True) -> None:
-        """Raise a clear error if ``x`` does not fit this VAE (shape, NaN/inf, support)."""
+    def check_data(
+        self, x: torch.Tensor, transform: Any = None, validate_support: bool = True
+    ) -> None:
+        """Raise a clear error if ``x`` (after the per-batch ``transform``, if any) does not
+        fit this VAE: empty, wrong item shape, NaN/inf, outside the likelihood's support."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"expected a tensor, got {type(x).__name__}")
+        if transform is not None:
+            for chunk in batches(x, transform, 65536):  # transformed data, chunk by chunk
+                self.check_data(chunk, None, validate_support)
+            return
         if x.dim() == 0 or len(x) == 0:
             raise ValueError("the data is empty: it needs at least one item")
         if tuple(x.shape[1:]) != self.input_shape:
             hint = ""
-            if math.prod(x.shape[1:]) == math.prod(self.input_shape):
-                hint = f"; reshape it with x.reshape(-1, {', '.join(map(str, self.input_shape))})"
+            if tuple(x.shape) == self.input_shape:
+                hint = "; for a single item use x.unsqueeze(0)"
+            elif math.prod(x.shape[1:]) == math.prod(self.input_shape):
+                shape = ", ".join(map(str, self.input_shape))
+                hint = (
+                    f"; reshape it with x.reshape(-1, {shape}) (for a Dataset: "
+                    f"pyvae.data.as_tensor(dataset).reshape(-1, {shape}))"
+                )
             raise ValueError(
                 f"data items have shape {tuple(x.shape[1:])} (data shape {tuple(x.shape)}) "
                 f"but this VAE was built for input_shape={self.input_shape}{hint}"
@@ -365,6 +388,18 @@ class VAE(PyroModule):
             )
         if validate_support:
             self.likelihood.validate(x)
+
+
+def _check_batch(x: Any) -> None:
+    if not isinstance(x, torch.Tensor):
+        hint = (
+            " (a DataLoader over (x, label) gives lists: use x, _ = batch)"
+            if isinstance(x, (list, tuple))
+            else ""
+        )
+        raise TypeError(
+            f"x must be a tensor of shape (batch, *input_shape), got {type(x).__name__}{hint}"
+        )
 
 
 def _trace_elbo(model, guide, x: torch.Tensor) -> torch.Tensor:

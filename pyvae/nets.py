@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import Configurable
+
 __all__ = ["MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "decoder_output_shape"]
 
 MIN_SCALE = 1e-4  # floor on the encoder's posterior scale, for numerical safety
@@ -56,7 +58,7 @@ def _check_shape(x: torch.Tensor, shape: tuple[int, ...], who: str) -> None:
         )
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(Configurable, nn.Module):
     """Fully connected encoder: flatten ``input_shape``, ``hidden`` ReLU layers, (loc, scale).
 
     ``hidden=()`` gives a linear encoder.
@@ -80,7 +82,7 @@ class MLPEncoder(nn.Module):
         return _gaussian_params(self.net(x.reshape(*batch, -1)))
 
 
-class MLPDecoder(nn.Module):
+class MLPDecoder(Configurable, nn.Module):
     """Fully connected decoder: ``z`` -> ``hidden`` ReLU layers -> ``output_shape``.
 
     ``hidden=()`` gives a linear decoder (probabilistic PCA with a Gaussian likelihood).
@@ -110,7 +112,7 @@ def _conv_sizes(size: int, layers: int) -> list[int]:
     return sizes
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(Configurable, nn.Module):
     """Convolutional encoder for images ``(C, H, W)``: stride-2 convolutions (kernel 4)
     with ``channels`` filters, then a ``hidden``-unit layer and (loc, scale)."""
 
@@ -153,7 +155,7 @@ class ConvEncoder(nn.Module):
         return _gaussian_params(self.head(h).reshape(*batch, -1))
 
 
-class ConvDecoder(nn.Module):
+class ConvDecoder(Configurable, nn.Module):
     """Convolutional decoder mirroring :class:`ConvEncoder`: ``z`` -> ``hidden`` units ->
     a small feature map -> stride-2 transposed convolutions up to ``output_shape``."""
 

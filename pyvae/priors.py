@@ -22,6 +22,7 @@ A prior of your own is a few lines::
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import pyro.distributions as dist
@@ -30,6 +31,8 @@ import torch
 from pyro.nn import PyroModule, PyroParam
 from torch import nn
 from torch.distributions import constraints
+
+from .config import Configurable
 
 __all__ = [
     "Prior",
@@ -40,7 +43,7 @@ __all__ = [
 ]
 
 
-class Prior(PyroModule):
+class Prior(Configurable, PyroModule):
     """Base class of priors p(z) with event shape ``(z_dim,)``.
 
     Subclasses implement :meth:`forward`. Tensors a prior creates should live on the
@@ -50,9 +53,9 @@ class Prior(PyroModule):
 
     def __init__(self, z_dim: int):
         super().__init__()
-        if not isinstance(z_dim, int) or isinstance(z_dim, bool) or z_dim < 1:
+        if not isinstance(z_dim, numbers.Integral) or isinstance(z_dim, bool) or z_dim < 1:
             raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
-        self.z_dim = z_dim
+        self.z_dim = int(z_dim)
         # A zero-size buffer that moves with .to(device) and tells where to create tensors.
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pyro
 import pyro.optim
 import torch
+from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.elbo import ELBO
+from pyro.infer.util import torch_item, zero_grads
 from tqdm.auto import tqdm
 
-from .data import as_tensor
+from .callbacks import Callback
+from .data import batches, source
 from .model import VAE
 
-__all__ = ["fit", "kl_weight_schedule"]
+__all__ = ["fit", "kl_weight_schedule", "checked_step"]
 
 
 def kl_weight_schedule(step: int, steps_per_epoch: int, beta: float, warmup_epochs: float) -> float:
@@ -27,8 +32,38 @@ def kl_weight_schedule(step: int, steps_per_epoch: int, beta: float, warmup_epoc
     return beta * min(1.0, step / (warmup_epochs * steps_per_epoch))
 
 
+def checked_step(svi: SVI, where: str, *args: Any, **kwargs: Any) -> float:
+    """``svi.step(*args, **kwargs)`` that refuses to apply a non-finite loss or gradient.
+
+    Like ``SVI.step`` (gradients of the ELBO, then the optimizer on the parameters the
+    trace touched), but a NaN or infinite loss or gradient raises ``FloatingPointError``
+    naming ``where`` *before* the update, so the parameters stay as they were.
+    """
+    advice = (
+        "likely causes: a learning rate too high, a likelihood scale collapsing (use a "
+        "floor: min_scale), or extreme data values; the parameters were not updated"
+    )
+    with poutine.trace(param_only=True) as capture:
+        try:
+            loss = svi.loss_and_grads(svi.model, svi.guide, *args, **kwargs)
+        except ValueError as e:
+            if "nan" not in str(e).lower() and "inf" not in str(e).lower():
+                raise
+            raise FloatingPointError(f"NaN or inf inside the model at {where}: {advice}") from e
+    params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
+    grads = [p.grad.sum() for p in params if p.grad is not None]
+    loss = torch_item(loss)
+    if not math.isfinite(loss) or (grads and not bool(torch.isfinite(torch.stack(grads).sum()))):
+        zero_grads(params)
+        what = f"the loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN/inf"
+        raise FloatingPointError(f"{what} at {where}: {advice}")
+    svi.optim(params)
+    zero_grads(params)
+    return loss
+
+
 def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
@@ -47,6 +82,7 @@ def fit(
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, list[float]]:
     """Train ``vae`` by stochastic variational inference.
 
@@ -69,6 +105,8 @@ def fit(
         seed: seeds torch, NumPy and Python (``pyro.set_rng_seed``) for a reproducible run.
         device: e.g. ``"cuda"``; default: where the VAE's parameters are.
         progress: show a tqdm progress bar.
+        callbacks: :class:`pyvae.callbacks.Callback` objects, e.g. ``EarlyStopping()``,
+            ``CSVLogger(path)``, ``TensorBoardLogger(log_dir)``.
 
     Returns:
         history: a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the training
@@ -80,6 +118,9 @@ def fit(
         raise TypeError(f"fit() trains a pyvae.VAE, got {type(vae).__name__}")
     _check_int("epochs", epochs, 0)
     _check_int("batch_size", batch_size, 1)
+    for name, value in (("lr", lr), ("beta", beta), ("warmup_epochs", warmup_epochs)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number, got {value!r}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if not beta >= 0:
@@ -89,16 +130,14 @@ def fit(
     if elbo is not None and not isinstance(elbo, ELBO):
         raise TypeError(f"elbo must be a Pyro ELBO instance such as Trace_ELBO(), got {elbo!r}")
 
-    x = as_tensor(data)
-    vae.check_data(x)
-    x_val = None
+    x, transform = source(data)
+    vae.check_data(x, transform)
     if val is not None:
-        x_val = as_tensor(val)
-        vae.check_data(x_val)
+        vae.check_data(*source(val))
 
     device = torch.device(device) if device is not None else vae.device
     vae.to(device)
-    x = x.to(device)
+    x = x.to(device)  # compact (e.g. uint8) on the device; transformed batch by batch
     if seed is not None:
         pyro.set_rng_seed(seed)
 
@@ -111,8 +150,11 @@ def fit(
         elbo if elbo is not None else Trace_ELBO(),
     )
     history: dict[str, list[float]] = {"epoch": [], "train_elbo": [], "kl_weight": [], "time_s": []}
-    if x_val is not None:
+    if val is not None:
         history["val_elbo"] = []
+
+    for cb in callbacks:
+        cb.on_train_begin(vae, history)
 
     vae.train()
     step = 0
@@ -122,29 +164,30 @@ def fit(
             start = time.perf_counter()
             order = torch.randperm(n, device=device)
             total = 0.0
-            for b in range(steps_per_epoch):
-                idx = order[b * batch_size : (b + 1) * batch_size]
+            for b, xb in enumerate(batches(x, transform, batch_size, order=order)):
                 weight = kl_weight_schedule(step, steps_per_epoch, beta, warmup_epochs)
-                loss = svi.step(x[idx], num_data=n, kl_weight=weight)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss} at epoch {epoch}, batch {b + 1}: try a lower "
-                        "learning rate, a likelihood with a scale floor, or check the data"
-                    )
-                total += loss * len(idx) / n  # each step estimates the full-data loss
+                loss = checked_step(
+                    svi, f"epoch {epoch}, batch {b + 1}", xb, num_data=n, kl_weight=weight
+                )
+                total += loss * len(xb) / n  # each step estimates the full-data loss
                 step += 1
                 bar.update()
                 bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}")
             history["epoch"].append(epoch)
             history["train_elbo"].append(-total / n)
             history["kl_weight"].append(weight)
-            if x_val is not None:
+            if val is not None:
                 vae.eval()
-                history["val_elbo"].append(float(vae.elbo(x_val)))
+                history["val_elbo"].append(float(vae.elbo(val)))
                 vae.train()
                 bar.set_postfix(epoch=epoch, val_elbo=f"{history['val_elbo'][-1]:.2f}")
             history["time_s"].append(time.perf_counter() - start)
+            stop = [cb.on_epoch_end(epoch, history, vae) for cb in callbacks]
+            if any(stop):
+                break
     finally:
         bar.close()
         vae.eval()
+        for cb in callbacks:
+            cb.on_train_end(vae, history)
     return history

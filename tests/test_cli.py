@@ -1,34 +1,97 @@
-"""The pyvae command."""
+"""The pyvae command, end to end: train, then evaluate, sample, reconstruct, encode, and
+load the saved model in a new process."""
 
 import json
 import subprocess
 import sys
 
-import torch
+import numpy as np
+import pytest
 
 from pyvae import load
 from pyvae.cli import main
 
 
-def test_train_writes_a_run_folder(tmp_path, capsys):
-    out = tmp_path / "run"
-    args = ["train", "--epochs", "1", "--limit", "256", "--z-dim", "4", "--out", str(out)]
-    assert main([*args, "--prior", "mog"]) == 0
-    printed = capsys.readouterr().out
-    assert "model.pt" in printed and "test ELBO" in printed
-    names = {p.name for p in out.iterdir()}
-    assert {"model.pt", "config.json", "history.json", "history.png"} <= names
-    assert (out / "reconstructions_and_samples.png").read_bytes()[:4] == b"\x89PNG"
-    vae = load(out / "model.pt")
-    assert vae.z_dim == 4 and vae.sample(2).shape == (2, 1, 64, 64)
-    history = json.loads((out / "history.json").read_text())
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One tiny training run shared by the tests of the commands that read it."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    args = ["train", "--epochs", "1", "--limit", "128", "--z-dim", "3", "--prior", "mog"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_train_writes_a_run_folder(run):
+    names = {p.name for p in run.iterdir()}
+    figures = {"history", "reconstructions", "samples", "traversal", "latent_space"}
+    assert {"model.pt", "config.json", "history.json", "history.csv"} <= names
+    assert {f"{f}.png" for f in figures} <= names
+    for f in figures:
+        assert (run / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
+    history = json.loads((run / "history.json").read_text())
     assert len(history["val_elbo"]) == 1
-    assert json.loads((out / "config.json").read_text())["vae"]["prior"] == "mog"
-    # A second run never writes into a folder that holds results.
-    before = (out / "model.pt").read_bytes()
-    assert main(args) == 2
+    csv_lines = (run / "history.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,") and len(csv_lines) == 2
+    config = json.loads((run / "config.json").read_text())
+    assert config["vae"]["prior"]["class"] == "pyvae.priors.MixtureOfGaussians"
+    assert config["data"]["dataset"] == "sprites"
+
+
+def test_train_prints_where_it_wrote(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--limit", "64", "--z-dim", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test ELBO" in printed and str(out) in printed and "model.pt" in printed
+
+
+def test_saved_model_loads_in_a_new_process(run):
+    code = f"import pyvae; v = pyvae.load({str(run / 'model.pt')!r}); print(v.sample(2).shape)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "torch.Size([2, 1, 64, 64])" in out.stdout
+
+
+def test_evaluate_prints_the_test_elbo(run, capsys):
+    assert main(["evaluate", str(run), "--json", "--num-samples", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "test" and result["n"] == 128
+    vae = load(run / "model.pt")
+    assert result["elbo_nats"] < 0 and result["bits_per_dim"] > 0
+    assert vae.z_dim == 3
+    assert main(["evaluate", str(run)]) == 0
+    assert "nats per example" in capsys.readouterr().out
+
+
+def test_sample_reconstruct_encode_write_files(run, capsys):
+    assert main(["sample", str(run), "-n", "9", "--out", str(run / "s9.png")]) == 0
+    assert (run / "s9.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["reconstruct", str(run), "-n", "4"]) == 0
+    assert (run / "reconstructions-test.png").exists()
+    assert main(["encode", str(run), "--split", "train"]) == 0
+    z = np.load(run / "latents-train.npy")
+    assert z.shape == (128, 3) and np.isfinite(z).all()
+    # Existing outputs are not overwritten without --overwrite.
+    before = (run / "s9.png").read_bytes()
+    assert main(["sample", str(run), "-n", "4", "--out", str(run / "s9.png")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (run / "s9.png").read_bytes() == before
+    assert main(["sample", str(run), "-n", "4", "--out", str(run / "s9.png"), "--overwrite"]) == 0
+
+
+def test_train_refuses_a_folder_that_holds_a_run(run, capsys):
+    before = (run / "model.pt").read_bytes()
+    assert main(["train", "--epochs", "1", "--limit", "64", "--out", str(run)]) == 2
     assert "not empty" in capsys.readouterr().err
-    assert (out / "model.pt").read_bytes() == before
+    assert (run / "model.pt").read_bytes() == before
+
+
+def test_overwrite_keeps_the_users_other_files(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["train", "--epochs", "1", "--limit", "64", "--z-dim", "2", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 2
+    assert main([*args, "--out", str(out), "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "model.pt").exists()
 
 
 def test_bad_options_give_clear_errors(tmp_path, capsys):
@@ -36,7 +99,11 @@ def test_bad_options_give_clear_errors(tmp_path, capsys):
     assert "z_dim" in capsys.readouterr().err
     assert main(["train", "--scale", "big", "--out", str(tmp_path / "b")]) == 2
     assert "--scale" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main(["train", "--dataset", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert "sprites" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in "abc")
 
 
 def test_help_runs_as_a_module():
@@ -46,5 +113,9 @@ def test_help_runs_as_a_module():
         text=True,
         check=True,
     ).stdout
-    assert "--prior" in out and "vamp" in out and "--likelihood" in out
-    assert torch.__version__  # the module imports cleanly
+    assert "--prior" in out and "vamp" in out and "--binarize" in out
+    top = subprocess.run(
+        [sys.executable, "-m", "pyvae.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("train", "evaluate", "sample", "reconstruct", "encode"):
+        assert command in top

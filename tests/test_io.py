@@ -3,6 +3,7 @@
 import os
 import pickle
 
+import pyro.distributions as dist
 import pytest
 import torch
 
@@ -52,21 +53,79 @@ def test_never_overwrites_unless_asked(tmp_path):
     assert path.read_bytes() != before
 
 
-def test_custom_parts_load_into_a_template(tmp_path):
+def test_explicit_builtin_parts_rebuild_from_the_file(tmp_path):
+    vae = VAE(
+        nets.MLPEncoder((4,), 2, hidden=(8,)),
+        nets.MLPDecoder(2, (4,), hidden=(8,)),
+        priors.MixtureOfGaussians(2, components=3),
+        likelihoods.Gaussian(scale="learned", min_scale=0.01),
+    )
+    vae.save(tmp_path / "c.pt")
+    loaded = load(tmp_path / "c.pt")
+    assert torch.equal(loaded.prior.locs, vae.prior.locs)
+    assert loaded.likelihood.min_scale == 0.01 and loaded.prior.components == 3
+
+
+class StudentTPrior(priors.Prior):
+    def __init__(self, z_dim, df=4.0):
+        super().__init__(z_dim)
+        self.df = df
+
+    def forward(self, encoder=None):
+        zeros = self._zeros()
+        return dist.StudentT(self.df, zeros, torch.ones_like(zeros)).to_event(1)
+
+
+def test_custom_classes_load_when_passed_and_are_named_when_missing(tmp_path):
+    vae = VAE.build(
+        input_shape=(4,),
+        z_dim=2,
+        prior=StudentTPrior(2, df=3.0),
+        likelihood="gaussian",
+        net_kwargs={"hidden": (8,)},
+    )
+    vae.save(tmp_path / "t.pt")
+    with pytest.raises(ValueError, match=r"StudentTPrior.*classes=\[StudentTPrior\]"):
+        load(tmp_path / "t.pt")
+    loaded = load(tmp_path / "t.pt", classes=[StudentTPrior])
+    assert isinstance(loaded.prior, StudentTPrior) and loaded.prior.df == 3.0
+
+
+def test_plain_module_parts_need_a_template(tmp_path):
     def build():
         return VAE(
             nets.MLPEncoder((4,), 2, hidden=(8,)),
-            nets.MLPDecoder(2, (4,), hidden=(8,)),
-            priors.MixtureOfGaussians(2, components=3),
-            likelihoods.Gaussian(scale="learned"),
+            torch.nn.Linear(2, 4),  # a plain nn.Module: its arguments are not recorded
+            priors.StandardNormal(2),
+            likelihoods.Gaussian(),
         )
 
     vae = build()
-    vae.save(tmp_path / "c.pt")
-    with pytest.raises(ValueError, match="vae="):
-        load(tmp_path / "c.pt")
-    loaded = load(tmp_path / "c.pt", vae=build())
-    assert torch.equal(loaded.prior.locs, vae.prior.locs)
+    vae.save(tmp_path / "p.pt")
+    with pytest.raises(ValueError, match="decoder.*vae="):
+        load(tmp_path / "p.pt")
+    loaded = load(tmp_path / "p.pt", vae=build())
+    assert torch.equal(loaded.decoder.weight, vae.decoder.weight)
+    with pytest.raises(ValueError, match="does not fit"):
+        load(tmp_path / "p.pt", vae=small_vae())
+
+
+def test_corrupt_truncated_and_future_files_are_refused(tmp_path):
+    path = small_vae().save(tmp_path / "m.pt")
+    raw = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="truncated, corrupt"):
+        load(tmp_path / "cut.pt")
+    (tmp_path / "noise.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ValueError, match="truncated, corrupt"):
+        load(tmp_path / "noise.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="format version 99"):
+        load(tmp_path / "future.pt")
+    with pytest.raises(IsADirectoryError, match="folder"):
+        small_vae().save(tmp_path)
 
 
 class _Payload:

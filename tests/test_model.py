@@ -212,7 +212,11 @@ def test_build_accepts_part_instances(net):
         net=net,
         net_kwargs={"hidden": 16} if net == "conv" else {"hidden": (16,)},
     )
-    assert vae.config is None  # parts given as instances cannot be rebuilt by name
+    assert vae.config["prior"] == {
+        "class": "pyvae.priors.MixtureOfGaussians",
+        "args": [2],
+        "kwargs": {"components": 3},
+    }
     assert vae.sample(2).shape == (2, 1, 8, 8)
 
 

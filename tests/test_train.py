@@ -111,6 +111,7 @@ def test_fit_accepts_arrays_tensors_and_datasets(sprites):
         ({"lr": 0.0}, "lr"),
         ({"beta": -1.0}, "beta"),
         ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"epochs": 1.5}, "epochs"),
     ],
 )
 def test_bad_arguments_fail_before_training(sprites, kwargs, match):
@@ -136,8 +137,10 @@ def test_bad_data_fails_before_training_with_a_fix(sprites):
         fit(vae, torch.zeros(10, 1, 8, 8), progress=False)
     with pytest.raises(ValueError, match="NaN"):  # validation data is checked too
         fit(vae, train, val=torch.full((2, 1, 16, 16), float("nan")), progress=False)
-    with pytest.raises(TypeError, match="Tensor"):
+    with pytest.raises(TypeError, match="tensor"):
         fit(vae, [[0, 1]], progress=False)
+    with pytest.raises(TypeError, match="lr must be a number"):
+        fit(vae, train, lr="1e-3", progress=False)
     counts = small_vae(likelihood="poisson")
     with pytest.raises(ValueError, match="non-negative integer"):
         fit(counts, torch.full((4, 1, 16, 16), 1.5), progress=False)
@@ -156,22 +159,26 @@ def test_custom_prior_and_likelihood_train_without_editing_pyvae(sprites):
         def forward(self, encoder=None):
             return dist.Laplace(self._zeros(), self.log_scale.exp()).to_event(1)
 
-    class BetaLikelihood(likelihoods.Likelihood):
-        params_per_value = 2
-        support = constraints.unit_interval
-        support_hint = "Beta needs data inside (0, 1)."
+    class StudentT(likelihoods.Likelihood):
+        params_per_value = 2  # a location and a scale per value
+        support = constraints.real
+
+        def __init__(self, df=4.0):
+            super().__init__()
+            self.df = df
 
         def forward(self, raw, event_dim):
-            a, b = self.split(raw, event_dim)
-            return dist.Beta(F.softplus(a) + 0.1, F.softplus(b) + 0.1).to_event(event_dim)
+            loc, raw_scale = self.split(raw, event_dim)
+            scale = F.softplus(raw_scale) + 1e-3
+            return dist.StudentT(self.df, loc, scale).to_event(event_dim)
 
     train, test = sprites
-    x = train.data.float() * 0.9 + 0.05  # strictly inside (0, 1)
+    x = train.data.float()
     vae = VAE.build(
         input_shape=(1, 16, 16),
         z_dim=3,
         prior=LaplacePrior(3),
-        likelihood=BetaLikelihood(),
+        likelihood=StudentT(df=3.0),
         net_kwargs={"hidden": (64,)},
     )
     start = vae.prior.log_scale.detach().clone()
@@ -179,5 +186,17 @@ def test_custom_prior_and_likelihood_train_without_editing_pyvae(sprites):
     assert hist["val_elbo"][-1] > hist["val_elbo"][0]
     assert not torch.equal(start, vae.prior.log_scale)  # the prior's parameter was trained
     assert vae.sample(3).shape == (3, 1, 16, 16)
-    with pytest.raises(ValueError, match=r"Beta needs data inside \(0, 1\)"):
-        fit(vae, x + 1, progress=False)
+    with pytest.raises(ValueError, match="NaN"):
+        fit(vae, x.index_fill(0, torch.tensor([0]), float("nan")), progress=False)
+
+
+@pytest.mark.filterwarnings("ignore:Encountered NaN")
+def test_a_non_finite_loss_stops_training_before_the_update(sprites):
+    train, _ = sprites
+    vae = small_vae(likelihood="gaussian")
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    huge = train.data.float() * 1e30  # finite data whose log-density overflows
+    with pytest.raises(FloatingPointError, match="epoch 1, batch 1.*not updated"):
+        fit(vae, huge, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+    fit(vae, train, epochs=1, progress=False)  # the VAE is still usable

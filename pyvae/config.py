@@ -1,0 +1,97 @@
+"""How parts were built: recorded constructor arguments, so a saved VAE can be rebuilt
+from plain data (JSON) instead of pickled code.
+
+Every prior, likelihood and built-in network is :class:`Configurable`: the arguments of
+its constructor are recorded when it is made. :func:`part_spec` turns a part into
+``{"class": "module.QualName", "args": [...], "kwargs": {...}}`` and :func:`build_part`
+makes it again, looking the class up only among pyvae's own classes and the classes a
+user passes in (never importing a module named in a file).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["Configurable", "part_spec", "build_part", "class_name"]
+
+
+class Configurable:
+    """Mixin that records the arguments of the outermost ``__init__`` call.
+
+    Inherit from it (before ``nn.Module``) to make your own network loadable by name::
+
+        class MyEncoder(pyvae.Configurable, torch.nn.Module):
+            def __init__(self, input_shape, z_dim, width=64): ...
+    """
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_records_args", False):
+            return
+
+        @functools.wraps(init)
+        def recording_init(self, *args: Any, **kw: Any) -> None:
+            if "_init_args" not in self.__dict__:  # the outermost call records
+                self.__dict__["_init_args"] = (args, kw)
+            init(self, *args, **kw)
+
+        recording_init._records_args = True  # type: ignore[attr-defined]
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+
+def class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists, or raise TypeError if it is not plain data."""
+    return json.loads(json.dumps(value))
+
+
+def part_spec(part: Any) -> dict[str, Any] | None:
+    """``{"class", "args", "kwargs"}`` for a part whose constructor arguments were
+    recorded and are plain data; None otherwise."""
+    recorded = part.__dict__.get("_init_args")
+    if recorded is None:
+        return None
+    args, kwargs = recorded
+    try:
+        return {
+            "class": class_name(type(part)),
+            "args": _jsonable(list(args)),
+            "kwargs": _jsonable(dict(kwargs)),
+        }
+    except (TypeError, ValueError):
+        return None
+
+
+def _builtin_classes() -> dict[str, type]:
+    from . import likelihoods, nets, priors
+
+    out = {}
+    for module in (priors, likelihoods, nets):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, type):
+                out[class_name(obj)] = obj
+    return out
+
+
+def build_part(spec: dict[str, Any], classes: Iterable[type] = ()) -> Any:
+    """Make a part from its spec; its class must be pyvae's or among ``classes``."""
+    known = _builtin_classes()
+    known.update({class_name(c): c for c in classes})
+    by_qualname = {c.__qualname__: c for c in classes}
+    name = spec["class"]
+    cls = known.get(name) or by_qualname.get(name.rsplit(".", 1)[-1])
+    if cls is None:
+        short = name.rsplit(".", 1)[-1]
+        raise ValueError(
+            f"the saved model uses the class {name!r}, which pyvae does not know: pass it in, "
+            f"e.g. pyvae.load(path, classes=[{short}])"
+        )
+    return cls(*spec["args"], **spec["kwargs"])
