@@ -95,8 +95,7 @@ class ArrayDataset(Dataset):
         factor_names: Sequence[str] | None = None,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
-        if not isinstance(data, torch.Tensor):
-            data = as_tensor(data)
+        data, _ = source(data)  # float64 -> float32, bool -> uint8
         if data.dim() < 1:
             raise ValueError("data must have a first (item) dimension")
         if targets is not None:
@@ -435,11 +434,20 @@ _IDX_DTYPES = {
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (the MNIST format), plain or ``.gz``, into a NumPy array."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(
+            f"{path}: cannot read the file ({e}); it is truncated or corrupt"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: the IDX header is truncated")
     dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     count = int(np.prod(dims)) if ndim else 1
@@ -471,7 +479,12 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
     names = header or [str(i) for i in range(len(rows[0]))]
     labels = None
     if label_column is not None:
-        col = names.index(str(label_column)) if str(label_column) in names else None
+        if str(label_column) in names:
+            col = names.index(str(label_column))
+        elif isinstance(label_column, int) and -len(names) <= label_column < len(names):
+            col = label_column % len(names)
+        else:
+            col = None
         if col is None:
             raise ValueError(f"{path}: no column {label_column!r}; columns are {names}")
         labels = np.array([r[col] for r in body])
@@ -499,9 +512,17 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
     return values.astype(np.float32), labels
 
 
-def _read_image_folder(folder: Path) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image
+def _read_image(path: Path) -> torch.Tensor:
+    """One image file as uint8 (C, H, W): grey levels as 1 channel, anything else as RGB."""
+    from PIL import Image
 
+    with Image.open(path) as img:
+        img = img.convert("L" if img.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+        array = np.asarray(img)
+    return torch.from_numpy(array.copy()).reshape(*array.shape[:2], -1).permute(2, 0, 1)
+
+
+def _read_image_folder(folder: Path) -> torch.Tensor:
     files = sorted(
         p
         for p in folder.rglob("*")
@@ -509,7 +530,7 @@ def _read_image_folder(folder: Path) -> torch.Tensor:
     )
     if not files:
         raise ValueError(f"{folder} holds no image files (.png, .jpg, .jpeg, .bmp, .gif)")
-    images = [decode_image(str(p), mode=ImageReadMode.UNCHANGED) for p in files]
+    images = [_read_image(p) for p in files]
     first = images[0].shape
     for p, img in zip(files, images, strict=True):
         if img.shape != first:
@@ -527,6 +548,8 @@ def _split(
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_test = int(round(test_fraction * len(x)))
+    if test_fraction > 0 and len(x) > 1:
+        n_test = min(max(n_test, 1), len(x) - 1)  # both splits keep at least one item
     test, train = order[:n_test], order[n_test:]
     pick = (lambda idx: None) if y is None else (lambda idx: torch.as_tensor(y)[idx])
     return (x[train], pick(train)), (x[test], pick(test))
