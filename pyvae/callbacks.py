@@ -116,4 +116,4 @@ class TensorBoardLogger(Callback):
         self.writer.flush()
 
     def on_train_end(self, vae: Any, history: dict[str, list]) -> None:
-        self.writer.flush()
+        self.writer.close()

@@ -365,7 +365,10 @@ def _torchvision(
             split = "train" if train else "test"
             tf = v2.Compose([v2.PILToTensor(), v2.CenterCrop(148), v2.Resize(size)])
             ds = make(tvd.CelebA, None, split=split, target_type="attr", transform=tf)
-            x = torch.stack([ds[i][0] for i in range(len(ds))])
+            from tqdm.auto import tqdm
+
+            items = tqdm(range(len(ds)), desc=f"celeba {split}", unit="image")
+            x = torch.stack([ds[i][0] for i in items])
             y, names = ds.attr, ds.attr_names[:40]
         out.append(_image_dataset(x, torch.as_tensor(y), names, binarize, values, seed))
     return out[0], out[1]

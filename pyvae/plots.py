@@ -47,12 +47,19 @@ def _is_image(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[0] in (1, 3)
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Images as floats in [0, 1]: integer dtypes and values above 2 are taken as 0..255;
+    anything else (e.g. a Gaussian mean overshooting 1) is clipped when drawn."""
+    x = x.detach().cpu()
+    if _is_image(tuple(x.shape[1:])) and (not x.is_floating_point() or float(x.max()) > 2.0):
+        return x.float() / 255.0
+    return x.float()
+
+
 def _draw(ax, x: torch.Tensor, nrow: int, title: str | None = None) -> None:
     """Images as a grid (values in [0, 1], or 0..255 rescaled); anything else as a heatmap."""
-    x = x.detach().float().cpu()
+    x = _unit(x)
     if _is_image(tuple(x.shape[1:])):
-        if x.max() > 1.0:
-            x = x / 255.0
         grid = make_grid(x.clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
         ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if x.shape[1] == 1 else None)
         ax.set_axis_off()
@@ -109,10 +116,9 @@ def _first(data: Any, n: int) -> torch.Tensor:
 def reconstructions(vae, data: Any, n: int = 16) -> Figure:
     """The first ``n`` items of ``data`` (top) over their reconstructions E[x|z=E[z|x]]."""
     x = _first(data, n).float()
-    recon = vae.reconstruct(x).cpu()
+    recon = _unit(vae.reconstruct(x))
+    x = _unit(x)
     if _is_image(tuple(x.shape[1:])):
-        if x.max() > 1 and recon.max() <= 1:
-            x = x / 255.0
         fig = _Figure(figsize=_panel_size(torch.cat([x, recon]), len(x)))
         _draw(fig.subplots(), torch.cat([x, recon]), len(x), "data (top) / reconstructions")
         return fig
@@ -127,13 +133,12 @@ def reconstructions(vae, data: Any, n: int = 16) -> Figure:
 def reconstructions_and_samples(vae, data: Any, n: int = 8) -> Figure:
     """Left: ``n`` data items over their reconstructions; right: 64 samples."""
     x = _first(data, n).float()
-    recon = vae.reconstruct(x).cpu()
+    recon = _unit(vae.reconstruct(x))
+    x = _unit(x)
     generated = vae.sample(64).cpu()
-    if x.max() > 1 and recon.max() <= 1:
-        x = x / 255.0
     fig = _Figure(figsize=(12, 6))
     ax1, ax2 = fig.subplots(1, 2)
-    _draw(ax1, torch.cat([x, recon]), n, "data (top) / reconstructions")
+    _draw(ax1, torch.cat([x, recon]), len(x), "data (top) / reconstructions")
     _draw(ax2, generated, 8, "samples from the prior")
     fig.tight_layout()
     return fig
@@ -157,6 +162,8 @@ def traversal(
     of the posterior means over ``data``) to show, one row each.
     """
     if isinstance(dims, int):
+        if dims < 1:
+            raise ValueError(f"dims must be >= 1 (how many dimensions) or a list, got {dims}")
         dims = _active_dims(vae, data, min(dims, vae.z_dim))
     if not dims or max(dims) >= vae.z_dim or min(dims) < 0:
         raise ValueError(f"dims must be latent dimensions in [0, {vae.z_dim}), got {dims}")
@@ -193,6 +200,7 @@ def interpolation(vae, x1: Any, x2: Any, steps: int = 10, kind: str = "linear") 
     the data's item shape), ``kind`` ``"linear"`` or ``"spherical"``."""
     if kind not in ("linear", "spherical"):
         raise ValueError(f"kind must be 'linear' or 'spherical', got {kind!r}")
+    x1, x2 = (x[0] if isinstance(x, (tuple, list)) else x for x in (x1, x2))
     pair = torch.stack([torch.as_tensor(x1), torch.as_tensor(x2)])
     za, zb = vae.encode(pair).mean
     t = torch.linspace(0, 1, steps, device=za.device)
@@ -233,7 +241,8 @@ def latent_space(
     fig = _Figure(figsize=(4.2 * len(columns) + 0.6, 4))
     axes = np.atleast_1d(fig.subplots(1, len(columns)))
     for ax, (title, colour) in zip(axes, columns, strict=True):
-        points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=4, alpha=0.7, cmap="viridis")
+        colours = {} if colour is None else {"c": colour, "cmap": _colour_map(colour)}
+        points = ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.7, **colours)
         if colour is not None:
             fig.colorbar(points, ax=ax, fraction=0.05)
         ax.set_title(f"latent space{': ' + title if title else ''}")
@@ -241,6 +250,14 @@ def latent_space(
         ax.set_ylabel(axes_names[1])
     fig.tight_layout()
     return fig
+
+
+def _colour_map(values: np.ndarray) -> str:
+    """A qualitative map for a few class labels (integers), a sequential one otherwise."""
+    classes = np.unique(values)
+    if len(classes) <= 20 and np.all(classes == np.round(classes)):
+        return "tab10" if len(classes) <= 10 else "tab20"
+    return "viridis"
 
 
 def history(hist: dict) -> Figure:

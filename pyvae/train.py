@@ -82,7 +82,7 @@ def fit(
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] | None = (),
 ) -> dict[str, list[float]]:
     """Train ``vae`` by stochastic variational inference.
 
@@ -130,6 +130,7 @@ def fit(
     if elbo is not None and not isinstance(elbo, ELBO):
         raise TypeError(f"elbo must be a Pyro ELBO instance such as Trace_ELBO(), got {elbo!r}")
 
+    callbacks = list(callbacks or ())
     x, transform = source(data)
     vae.check_data(x, transform)
     if val is not None:
