@@ -347,6 +347,13 @@ class VAE(PyroModule):
             return out.mean()
         return out.sum() if reduction == "sum" else out
 
+    def log_likelihood(self, x: Any, num_samples: int = 1000, batch_size: int = 64) -> torch.Tensor:
+        """Importance-sampled log p(x) per item, in nats, shape ``(N,)``
+        (see :func:`pyvae.evaluate.log_likelihood`)."""
+        from .evaluate import log_likelihood
+
+        return log_likelihood(self, x, num_samples=num_samples, batch_size=batch_size)
+
     def save(self, path: str, overwrite: bool = False):
         """Save this VAE to ``path`` safely (see :func:`pyvae.io.save`)."""
         from .io import save
