@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
@@ -241,10 +242,13 @@ def latent_space(
     fig = _Figure(figsize=(4.2 * len(columns) + 0.6, 4))
     axes = np.atleast_1d(fig.subplots(1, len(columns)))
     for ax, (title, colour) in zip(axes, columns, strict=True):
-        colours = {} if colour is None else {"c": colour, "cmap": _colour_map(colour)}
+        colours, classes = _colours(colour)
         points = ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.7, **colours)
         if colour is not None:
-            fig.colorbar(points, ax=ax, fraction=0.05)
+            bar = fig.colorbar(points, ax=ax, fraction=0.05)
+            if classes is not None:  # one colour and one tick per class
+                bar.set_ticks(range(len(classes)))
+                bar.set_ticklabels([f"{c:g}" for c in classes])
         ax.set_title(f"latent space{': ' + title if title else ''}")
         ax.set_xlabel(axes_names[0])
         ax.set_ylabel(axes_names[1])
@@ -252,12 +256,17 @@ def latent_space(
     return fig
 
 
-def _colour_map(values: np.ndarray) -> str:
-    """A qualitative map for a few class labels (integers), a sequential one otherwise."""
+def _colours(values: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Scatter colour options: one qualitative colour per class for a few integer labels,
+    a sequential map otherwise. Returns the options and the classes (or None)."""
+    if values is None:
+        return {}, None
     classes = np.unique(values)
     if len(classes) <= 20 and np.all(classes == np.round(classes)):
-        return "tab10" if len(classes) <= 10 else "tab20"
-    return "viridis"
+        cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"].resampled(len(classes))
+        index = np.searchsorted(classes, values)
+        return {"c": index, "cmap": cmap, "vmin": -0.5, "vmax": len(classes) - 0.5}, classes
+    return {"c": values, "cmap": "viridis"}, None
 
 
 def history(hist: dict) -> Figure:
