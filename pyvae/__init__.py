@@ -6,7 +6,18 @@
 >>> history = fit(vae, train, val=test, epochs=5)
 """
 
-from . import data, likelihoods, nets, plots, priors
+from . import (
+    anomaly,
+    callbacks,
+    compress,
+    config,
+    data,
+    evaluate,
+    likelihoods,
+    nets,
+    plots,
+    priors,
+)
 from .io import load, save
 from .model import LIKELIHOODS, NETS, PRIORS, VAE
 from .train import fit
@@ -18,7 +29,12 @@ __all__ = [
     "fit",
     "load",
     "save",
+    "anomaly",
+    "callbacks",
+    "compress",
+    "config",
     "data",
+    "evaluate",
     "priors",
     "likelihoods",
     "nets",

@@ -2,7 +2,9 @@
 
 pyvae train                                   # built-in sprites -> runs/sprites-TIME/
 pyvae train --dataset mnist --root DIR --likelihood continuous_bernoulli --net conv
-pyvae evaluate RUN                            # test ELBO of a run folder
+pyvae evaluate RUN                            # test ELBO, log-likelihood, active units
+pyvae score RUN --method elbo                 # RUN/scores-elbo.npy (anomaly scores)
+pyvae compress RUN --bits 8                   # RUN/codes-test-8bit.npz
 pyvae sample RUN -n 64                        # RUN/samples.png
 pyvae reconstruct RUN                         # RUN/reconstructions-test.png
 pyvae encode RUN                              # RUN/latents-test.npy (posterior means)
@@ -137,26 +139,90 @@ def _split(args: argparse.Namespace, config: dict[str, Any]):
 def _evaluate(args: argparse.Namespace) -> int:
     import pyro
 
+    from . import evaluate
+
     folder, vae, config = _open_run(args.run)
     x = _split(args, config)
     pyro.set_rng_seed(args.seed)
-    elbo = float(vae.elbo(x, num_samples=args.num_samples))
-    dims = 1
-    for s in vae.input_shape:
-        dims *= s
-    result = {
+    terms = evaluate.elbo_terms(vae, x, num_samples=args.num_samples)
+    elbo = float(terms["elbo"].mean())
+    result: dict[str, Any] = {
         "split": args.split,
         "n": len(x),
-        "elbo_nats": elbo,
-        "bits_per_dim": -elbo / (dims * 0.6931471805599453),
+        "elbo": elbo,
+        "reconstruction": float(terms["reconstruction"].mean()),
+        "kl": float(terms["kl"].mean()),
+        "elbo_bits_per_dim": float(evaluate.bits_per_dim(elbo, vae.input_shape)),
+        "active_units": evaluate.active_units(vae, x)[0] if len(x) > 1 else None,
     }
+    if args.ll_samples > 0:
+        ll = float(evaluate.log_likelihood(vae, x, num_samples=args.ll_samples).mean())
+        result["log_likelihood"] = ll
+        result["log_likelihood_samples"] = args.ll_samples
+        result["bits_per_dim"] = float(evaluate.bits_per_dim(ll, vae.input_shape))
     if args.json:
         print(json.dumps(result))
-    else:
+        return 0
+    print(f"{args.split} set, {len(x)} examples, nats per example:")
+    print(
+        f"  ELBO            {elbo:10.3f}  (reconstruction {result['reconstruction']:.3f}, "
+        f"KL {result['kl']:.3f}; {args.num_samples} draw(s) of z)"
+    )
+    if "log_likelihood" in result:
         print(
-            f"{args.split} ELBO: {elbo:.3f} nats per example ({len(x)} examples, "
-            f"{args.num_samples} sample(s) of z each); {result['bits_per_dim']:.4f} bits/dim"
+            f"  log-likelihood  {result['log_likelihood']:10.3f}  (importance sampling, "
+            f"K={args.ll_samples}); {result['bits_per_dim']:.4f} bits/dim"
         )
+    print(f"  active units    {result['active_units']} of {vae.z_dim}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+
+    from . import anomaly, data
+    from .io import atomic_write
+
+    folder, vae, config = _open_run(args.run)
+    x = data.load(args.data, test_fraction=0)[0] if args.data else _split(args, config)
+    scores = anomaly.score(vae, x, args.method).cpu().numpy()
+    path = Path(args.out or folder / f"scores-{args.method}.npy")
+    atomic_write(path, lambda tmp: _save_npy(tmp, scores), args.overwrite)
+    print(f"wrote {path}: {len(scores)} anomaly scores ({args.method}; higher = more unusual)")
+    return 0
+
+
+def _save_npy(tmp: str, array) -> None:
+    import numpy as np
+
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def _compress(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import compress
+    from .io import atomic_write
+
+    folder, vae, config = _open_run(args.run)
+    x = _split(args, config)
+    codes = compress.encode(vae, x, bits=args.bits, limit=args.limit)
+    path = Path(args.out or folder / f"codes-{args.split}-{args.bits}bit.npz")
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, values=codes.values.numpy(), bits=codes.bits, limit=codes.limit)
+
+    atomic_write(path, write, args.overwrite)
+    recon = compress.decode(vae, codes).cpu()
+    from .data import as_tensor
+
+    mse = float(((recon - as_tensor(x).float()) ** 2).mean())
+    print(
+        f"wrote {path}: {len(x)} codes of {vae.z_dim} x {args.bits} bits = "
+        f"{codes.num_bytes} bytes ({codes.bits_per_dim(vae.input_shape):.4f} bits/dim); "
+        f"reconstruction MSE {mse:.5f}"
+    )
     return 0
 
 
@@ -167,7 +233,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     folder, vae, _ = _open_run(args.run)
     pyro.set_rng_seed(args.seed)
-    x = vae.sample(args.n, mean=not args.draw)
+    x = vae.sample(args.n, mean=not args.draw, temperature=args.temperature)
     path = _save_figure(
         plots.samples_figure(x), Path(args.out or folder / "samples.png"), args.overwrite
     )
@@ -303,10 +369,36 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
 
+    e.add_argument(
+        "--ll-samples",
+        type=int,
+        default=100,
+        help="importance samples per example for log p(x); 0 skips it",
+    )
+
+    a = run_command("score", "write anomaly scores (higher = more unusual) to .npy", _score)
+    a.add_argument(
+        "--method", default="elbo", choices=["elbo", "log_likelihood", "reconstruction", "latent"]
+    )
+    a.add_argument("--split", default="test", choices=["test", "train"])
+    a.add_argument("--data", default=None, help="score this file instead (.npy, .npz, ...)")
+    a.add_argument("--out", default=None, help=".npy path (default: RUN/scores-METHOD.npy)")
+    a.add_argument("--overwrite", action="store_true")
+
+    z = run_command(
+        "compress", "quantise the posterior means of a split to compact codes", _compress
+    )
+    z.add_argument("--bits", type=int, default=8, help="bits per latent dimension")
+    z.add_argument("--limit", type=float, default=4.0, help="clip codes to +-limit")
+    z.add_argument("--split", default="test", choices=["test", "train"])
+    z.add_argument("--out", default=None, help=".npz path")
+    z.add_argument("--overwrite", action="store_true")
+
     s = run_command("sample", "write an image grid of samples from the prior", _sample)
     s.add_argument("-n", type=int, default=64, help="number of samples")
     s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of E[x|z]")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=1.0, help="prior spread multiplier")
     s.add_argument("--out", default=None, help="PNG path (default: RUN/samples.png)")
     s.add_argument("--overwrite", action="store_true")
 

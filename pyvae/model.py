@@ -312,11 +312,13 @@ class VAE(PyroModule):
         return px.mean if mean else px.sample()
 
     @torch.no_grad()
-    def sample(self, n: int, mean: bool = True) -> torch.Tensor:
-        """Generate ``n`` items: ``z ~ prior``, then E[x|z] (or a draw if ``mean=False``)."""
+    def sample(self, n: int, mean: bool = True, temperature: float = 1.0) -> torch.Tensor:
+        """Generate ``n`` items: ``z ~ prior``, then E[x|z] (or a draw if ``mean=False``).
+
+        ``temperature`` scales the prior's spread (see :func:`pyvae.priors.tempered`)."""
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        z = self.prior(self.encoder).sample((n,))
+        z = _priors.tempered(self.prior(self.encoder), temperature).sample((n,))
         px = self.decode(z)
         return px.mean if mean else px.sample()
 

@@ -31,6 +31,7 @@ __all__ = [
     "latent_space",
     "history",
     "run_figures",
+    "rate_distortion",
     "slerp",
 ]
 
@@ -279,6 +280,36 @@ def history(hist: dict) -> Figure:
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per example)")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def rate_distortion(results: dict[str, list[dict]] | list[dict]) -> Figure:
+    """Distortion (MSE) against code size (bits per data dimension) from
+    :func:`pyvae.compress.rate_distortion` rows; a dict ``{label: rows}`` (e.g. one model
+    per beta) draws one curve each. The unquantised posterior mean is a dashed line."""
+    if not isinstance(results, dict):
+        results = {"": results}
+    fig = _Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for i, (label, rows) in enumerate(results.items()):
+        finite = [r for r in rows if math.isfinite(r["bits"])]
+        colour = f"C{i}"
+        ax.plot(
+            [r["bits_per_dim"] for r in finite],
+            [r["mse"] for r in finite],
+            marker="o",
+            color=colour,
+            label=label or None,
+        )
+        for r in rows:
+            if not math.isfinite(r["bits"]):
+                ax.axhline(r["mse"], color=colour, linestyle="--", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("code size (bits per data dimension)")
+    ax.set_ylabel("distortion (mean squared error)")
+    if any(results):
+        ax.legend()
     fig.tight_layout()
     return fig
 

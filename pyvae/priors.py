@@ -40,6 +40,7 @@ __all__ = [
     "MixtureOfGaussians",
     "VampPrior",
     "FlowPrior",
+    "tempered",
 ]
 
 
@@ -165,3 +166,30 @@ class FlowPrior(Prior):
         # z = f^{-1}(u): scoring z runs each f forward, the cheap direction.
         inverses = [t.inv for t in reversed(self.transforms)]
         return dist.TransformedDistribution(base, inverses)
+
+
+def tempered(prior: dist.TorchDistribution, temperature: float) -> dist.TorchDistribution:
+    """``prior`` with its spread multiplied by ``temperature`` (< 1: typical samples,
+    > 1: diverse ones): the scales of a normal or of each mixture component, or the base
+    of a normalizing flow."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if temperature == 1:
+        return prior
+    if isinstance(prior, dist.Independent) and isinstance(prior.base_dist, dist.Normal):
+        base = prior.base_dist
+        return dist.Normal(base.loc, base.scale * temperature).to_event(
+            prior.reinterpreted_batch_ndims
+        )
+    if isinstance(prior, dist.MixtureSameFamily):
+        return dist.MixtureSameFamily(
+            prior.mixture_distribution, tempered(prior.component_distribution, temperature)
+        )
+    if isinstance(prior, dist.TransformedDistribution):
+        return dist.TransformedDistribution(
+            tempered(prior.base_dist, temperature), prior.transforms
+        )
+    raise ValueError(
+        f"cannot apply a temperature to a {type(prior).__name__}: supported are normal, "
+        "mixture-of-normal and flow priors"
+    )

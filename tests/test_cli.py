@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from pyvae import load
 from pyvae.cli import main
 
 
@@ -50,15 +49,35 @@ def test_saved_model_loads_in_a_new_process(run):
     assert "torch.Size([2, 1, 64, 64])" in out.stdout
 
 
-def test_evaluate_prints_the_test_elbo(run, capsys):
-    assert main(["evaluate", str(run), "--json", "--num-samples", "2"]) == 0
+def test_evaluate_prints_elbo_log_likelihood_and_active_units(run, capsys):
+    args = ["evaluate", str(run), "--json", "--num-samples", "2", "--ll-samples", "20"]
+    assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "test" and result["n"] == 128
-    vae = load(run / "model.pt")
-    assert result["elbo_nats"] < 0 and result["bits_per_dim"] > 0
-    assert vae.z_dim == 3
-    assert main(["evaluate", str(run)]) == 0
-    assert "nats per example" in capsys.readouterr().out
+    assert result["elbo"] < 0 and result["log_likelihood"] > result["elbo"]
+    assert result["elbo"] == pytest.approx(result["reconstruction"] - result["kl"])
+    assert result["bits_per_dim"] > 0 and 0 <= result["active_units"] <= 3
+    assert main(["evaluate", str(run), "--ll-samples", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "nats per example" in out and "log-likelihood" in out
+
+
+def test_score_and_compress_write_files(run, tmp_path, capsys):
+    assert main(["score", str(run), "--method", "latent"]) == 0
+    scores = np.load(run / "scores-latent.npy")
+    assert scores.shape == (128,) and np.isfinite(scores).all()
+    # Scoring a file of one's own.
+    x = np.zeros((5, 1, 64, 64), dtype=np.uint8)
+    np.save(tmp_path / "blank.npy", x)
+    out = tmp_path / "s.npy"
+    assert main(["score", str(run), "--data", str(tmp_path / "blank.npy"), "--out", str(out)]) == 0
+    assert np.load(out).shape == (5,)
+    assert main(["compress", str(run), "--bits", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "bits/dim" in printed and "MSE" in printed
+    with np.load(run / "codes-test-4bit.npz") as codes:
+        assert codes["values"].shape == (128, 3) and codes["values"].max() < 16
+        assert int(codes["bits"]) == 4
 
 
 def test_sample_reconstruct_encode_write_files(run, capsys):
