@@ -6,19 +6,9 @@ import pickle
 import pyro.distributions as dist
 import pytest
 import torch
+from helpers import small_vae
 
 from pyvae import PRIORS, VAE, likelihoods, load, nets, priors
-
-
-def small_vae(prior="normal", likelihood="bernoulli"):
-    return VAE.build(
-        input_shape=(1, 8, 8),
-        z_dim=3,
-        prior=prior,
-        likelihood=likelihood,
-        net_kwargs={"hidden": (16,)},
-        prior_kwargs={"components": 4} if prior in ("mog", "vamp") else None,
-    )
 
 
 @pytest.mark.parametrize("prior", sorted(PRIORS))

@@ -4,6 +4,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from helpers import small_vae
 from pyro import poutine
 from pyro.infer import SVI, Predictive, Trace_ELBO
 from pyro.poutine.util import site_is_subsample
@@ -18,18 +19,6 @@ def is_sample(site):
 @pytest.fixture
 def binary_data():
     return (torch.rand(40, 1, 8, 8) > 0.6).float()
-
-
-def small_vae(prior="normal", likelihood="bernoulli", shape=(1, 8, 8), z_dim=3, **kw):
-    return VAE.build(
-        input_shape=shape,
-        z_dim=z_dim,
-        prior=prior,
-        likelihood=likelihood,
-        net_kwargs={"hidden": (16,)},
-        prior_kwargs={"components": 4} if prior in ("mog", "vamp") else None,
-        **kw,
-    )
 
 
 @pytest.mark.parametrize("prior", sorted(PRIORS))

@@ -523,5 +523,6 @@ def test_public_functions_are_covered():
         "latent_space",
         "history",
         "run_figures",
+        "rate_distortion",
         "slerp",
     }

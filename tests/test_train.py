@@ -1,5 +1,6 @@
 """fit(): SVI training, history, KL schedule, seeds, data types, bad input."""
 
+import helpers
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -20,15 +21,8 @@ def sprites():
     return train, test
 
 
-def small_vae(prior="normal", likelihood="bernoulli", shape=(1, 16, 16), z_dim=4):
-    return VAE.build(
-        input_shape=shape,
-        z_dim=z_dim,
-        prior=prior,
-        likelihood=likelihood,
-        net_kwargs={"hidden": (64,)},
-        prior_kwargs={"components": 5} if prior in ("mog", "vamp") else None,
-    )
+def small_vae(prior="normal", likelihood="bernoulli"):
+    return helpers.small_vae(prior, likelihood, (1, 16, 16), z_dim=4, hidden=64, components=5)
 
 
 def test_fit_improves_the_elbo_and_returns_history(sprites):
