@@ -34,12 +34,14 @@ def score(vae, data: Any, method: str = "elbo", num_samples: int | None = None) 
     """
     if method not in SCORES:
         raise ValueError(f"unknown score {method!r}; valid scores: {', '.join(SCORES)}")
+    if num_samples is None:
+        num_samples = 1000 if method == "log_likelihood" else 10
     if method == "log_likelihood":
-        return -log_likelihood(vae, data, num_samples=num_samples or 1000)
+        return -log_likelihood(vae, data, num_samples=num_samples)
     if method == "latent":
         z = vae.encode(data).mean
         return -vae.prior(vae.encoder).log_prob(z)
-    terms = elbo_terms(vae, data, num_samples=num_samples or 10)
+    terms = elbo_terms(vae, data, num_samples=num_samples)
     return -terms["elbo"] if method == "elbo" else -terms["reconstruction"]
 
 
@@ -98,9 +100,12 @@ def _metric(name: str, labels: Any, scores: Any) -> float:
         ) from e
     labels = torch.as_tensor(labels).cpu().numpy()
     scores = torch.as_tensor(scores).detach().cpu().numpy()
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
-    if len(set(labels.tolist())) != 2:
+    if labels.ndim != 1 or labels.shape != scores.shape:
+        raise ValueError(
+            f"labels (shape {labels.shape}) and scores (shape {scores.shape}) must be 1-D "
+            "and of one length"
+        )
+    if set(labels.tolist()) != {0, 1}:
         raise ValueError("labels must contain both classes: 0 (normal) and 1 (anomaly)")
     return float(getattr(metrics, name)(labels, scores))
 

@@ -10,6 +10,7 @@ the code size and the reconstruction error for several ``bits``.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +40,10 @@ class Codes:
 
 
 def _check_bits(bits: int, limit: float) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 1 <= bits <= 16:
         raise ValueError(f"bits must be an integer in [1, 16], got {bits!r}")
-    if not limit > 0:
-        raise ValueError(f"limit must be > 0, got {limit!r}")
+    if not (math.isfinite(limit) and limit > 0):
+        raise ValueError(f"limit must be a finite number > 0, got {limit!r}")
 
 
 @torch.no_grad()
@@ -53,7 +54,7 @@ def encode(vae, data: Any, bits: int = 8, limit: float = 4.0) -> Codes:
     levels = 2**bits - 1
     q = torch.round((z.clamp(-limit, limit) + limit) / (2 * limit) * levels)
     dtype = torch.uint8 if bits <= 8 else torch.int32
-    return Codes(q.to(dtype), bits, float(limit))
+    return Codes(q.to(dtype), int(bits), float(limit))
 
 
 @torch.no_grad()
@@ -90,7 +91,7 @@ def rate_distortion(
         rows.append(
             {
                 "bits": float(b),
-                "bytes_per_item": vae.z_dim * z_dim_bits / 8,
+                "bytes_per_item": math.ceil(vae.z_dim * z_dim_bits / 8),
                 "bits_per_dim": vae.z_dim * z_dim_bits / math.prod(vae.input_shape),
                 "mse": float(((px.mean - target) ** 2).flatten(1).mean(1).mean()),
                 "nll": float(-px.log_prob(target).mean()),

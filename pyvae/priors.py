@@ -22,6 +22,7 @@ A prior of your own is a few lines::
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -172,8 +173,8 @@ def tempered(prior: dist.TorchDistribution, temperature: float) -> dist.TorchDis
     """``prior`` with its spread multiplied by ``temperature`` (< 1: typical samples,
     > 1: diverse ones): the scales of a normal or of each mixture component, or the base
     of a normalizing flow."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if temperature == 1:
         return prior
     if isinstance(prior, dist.Independent) and isinstance(prior.base_dist, dist.Normal):
@@ -189,7 +190,8 @@ def tempered(prior: dist.TorchDistribution, temperature: float) -> dist.TorchDis
         return dist.TransformedDistribution(
             tempered(prior.base_dist, temperature), prior.transforms
         )
+    inner = getattr(prior, "base_dist", prior)
     raise ValueError(
-        f"cannot apply a temperature to a {type(prior).__name__}: supported are normal, "
+        f"cannot apply a temperature to a {type(inner).__name__} prior: supported are normal, "
         "mixture-of-normal and flow priors"
     )

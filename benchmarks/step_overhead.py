@@ -1,0 +1,104 @@
+"""One training step: pyvae's ``fit`` path against a hand-written eager PyTorch VAE.
+
+Both use the same networks (784-400-z MLPs from ``pyvae.nets``), a Bernoulli likelihood,
+a standard normal prior, Adam and the same single-sample ELBO estimator
+(log p(x|z) + log p(z) - log q(z|x)); the hand-written step has no Pyro in it. Prints the
+median milliseconds per step and the ratio, measured side by side in one run.
+
+    python benchmarks/step_overhead.py                 # CPU
+    python benchmarks/step_overhead.py --device cuda   # GPU, where there is one
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import pyro
+import pyro.optim
+import torch
+import torch.nn.functional as F
+from pyro.infer import SVI, Trace_ELBO
+
+from pyvae import VAE, likelihoods, nets, priors
+from pyvae.train import checked_step
+
+
+def build(z_dim: int, device: str) -> VAE:
+    vae = VAE(
+        nets.MLPEncoder((784,), z_dim, hidden=(400,)),
+        nets.MLPDecoder(z_dim, (784,), hidden=(400,)),
+        priors.StandardNormal(z_dim),
+        likelihoods.Bernoulli(),
+    )
+    return vae.to(device)
+
+
+def hand_written_step(encoder, decoder, optimizer, x: torch.Tensor, num_data: int) -> float:
+    loc, scale = encoder(x)
+    z = loc + scale * torch.randn_like(loc)
+    logits = decoder(z)
+    log_px = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    log_qz = torch.distributions.Normal(loc, scale).log_prob(z).sum(-1)
+    loss = -(log_px + log_pz - log_qz).sum() * (num_data / len(x))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def median_ms(step, repeats: int, device: str) -> float:
+    for _ in range(5):  # warm up
+        step()
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[32, 128, 512])
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--z-dim", type=int, default=50)
+    args = parser.parse_args()
+
+    num_data = 60000
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, z_dim {args.z_dim}")
+    print(f"{'batch':>6} | {'hand-written ms':>15} | {'pyvae fit ms':>12} | "
+          f"{'plain SVI ms':>12} | {'fit / hand':>10}")
+    for batch in args.batch_sizes:
+        x = torch.bernoulli(torch.full((batch, 784), 0.13, device=args.device))
+        pyro.set_rng_seed(0)
+        vae = build(args.z_dim, args.device)
+        svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
+        fit_ms = median_ms(
+            lambda: checked_step(svi, "bench", x, num_data=num_data, kl_weight=1.0),  # noqa: B023
+            args.repeats,
+            args.device,
+        )
+        vae2 = build(args.z_dim, args.device)
+        svi2 = SVI(vae2.model, vae2.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
+        svi_ms = median_ms(lambda: svi2.step(x, num_data=num_data), args.repeats, args.device)  # noqa: B023
+        vae3 = build(args.z_dim, args.device)
+        optimizer = torch.optim.Adam(vae3.parameters(), lr=1e-3)
+        hand_ms = median_ms(
+            lambda: hand_written_step(vae3.encoder, vae3.decoder, optimizer, x, num_data),  # noqa: B023
+            args.repeats,
+            args.device,
+        )
+        print(f"{batch:>6} | {hand_ms:>15.3f} | {fit_ms:>12.3f} | {svi_ms:>12.3f} | "
+              f"{fit_ms / hand_ms:>9.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
