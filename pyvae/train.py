@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pyro
@@ -21,7 +22,7 @@ from .callbacks import Callback
 from .data import batches, source
 from .model import VAE
 
-__all__ = ["fit", "kl_weight_schedule", "checked_step"]
+__all__ = ["fit", "kl_weight_schedule", "checked_step", "torch_step"]
 
 
 def kl_weight_schedule(step: int, steps_per_epoch: int, beta: float, warmup_epochs: float) -> float:
@@ -32,33 +33,58 @@ def kl_weight_schedule(step: int, steps_per_epoch: int, beta: float, warmup_epoc
     return beta * min(1.0, step / (warmup_epochs * steps_per_epoch))
 
 
+_ADVICE = (
+    "likely causes: a learning rate too high, a likelihood scale collapsing (use a "
+    "floor: min_scale), or extreme data values; the parameters were not updated"
+)
+
+
+def _loss_and_grads(loss_and_grads, model, guide, where: str, *args: Any, **kwargs: Any) -> float:
+    try:
+        return torch_item(loss_and_grads(model, guide, *args, **kwargs))
+    except ValueError as e:
+        if "nan" not in str(e).lower() and "inf" not in str(e).lower():
+            raise
+        raise FloatingPointError(f"NaN or inf inside the model at {where}: {_ADVICE}") from e
+
+
+def _refuse_non_finite(loss: float, params: Iterable[torch.Tensor], where: str) -> None:
+    """Raise (after clearing the gradients) if the loss or a gradient is NaN or inf."""
+    params = list(params)
+    grads = [p.grad.sum() for p in params if p.grad is not None]
+    if math.isfinite(loss) and (not grads or bool(torch.isfinite(torch.stack(grads).sum()))):
+        return
+    zero_grads(params)
+    what = f"the loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN/inf"
+    raise FloatingPointError(f"{what} at {where}: {_ADVICE}")
+
+
 def checked_step(svi: SVI, where: str, *args: Any, **kwargs: Any) -> float:
     """``svi.step(*args, **kwargs)`` that refuses to apply a non-finite loss or gradient.
 
-    Like ``SVI.step`` (gradients of the ELBO, then the optimizer on the parameters the
-    trace touched), but a NaN or infinite loss or gradient raises ``FloatingPointError``
-    naming ``where`` *before* the update, so the parameters stay as they were.
+    Like ``SVI.step`` (gradients of the ELBO, then the Pyro optimizer on the parameters
+    the trace touched), but a NaN or infinite loss or gradient raises
+    ``FloatingPointError`` naming ``where`` *before* the update, so the parameters stay as
+    they were.
     """
-    advice = (
-        "likely causes: a learning rate too high, a likelihood scale collapsing (use a "
-        "floor: min_scale), or extreme data values; the parameters were not updated"
-    )
     with poutine.trace(param_only=True) as capture:
-        try:
-            loss = svi.loss_and_grads(svi.model, svi.guide, *args, **kwargs)
-        except ValueError as e:
-            if "nan" not in str(e).lower() and "inf" not in str(e).lower():
-                raise
-            raise FloatingPointError(f"NaN or inf inside the model at {where}: {advice}") from e
+        loss = _loss_and_grads(svi.loss_and_grads, svi.model, svi.guide, where, *args, **kwargs)
     params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
-    grads = [p.grad.sum() for p in params if p.grad is not None]
-    loss = torch_item(loss)
-    if not math.isfinite(loss) or (grads and not bool(torch.isfinite(torch.stack(grads).sum()))):
-        zero_grads(params)
-        what = f"the loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN/inf"
-        raise FloatingPointError(f"{what} at {where}: {advice}")
+    _refuse_non_finite(loss, params, where)
     svi.optim(params)
     zero_grads(params)
+    return loss
+
+
+def torch_step(
+    vae: VAE, elbo: ELBO, optimizer: torch.optim.Optimizer, where: str, *args: Any, **kwargs: Any
+) -> float:
+    """The same step with a torch optimizer over ``vae.parameters()`` (the VAE owns all its
+    parameters): one multi-tensor update instead of Pyro's one optimizer per parameter."""
+    loss = _loss_and_grads(elbo.loss_and_grads, vae.model, vae.guide, where, *args, **kwargs)
+    _refuse_non_finite(loss, vae.parameters(), where)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
     return loss
 
 
@@ -99,7 +125,11 @@ def fit(
         batch_size: minibatch size.
         lr: learning rate of the default optimizer ``pyro.optim.Adam``.
         elbo: a Pyro ELBO (default: a fresh ``Trace_ELBO()``; e.g. ``TraceMeanField_ELBO()``).
-        optim: a Pyro optimizer (default: ``pyro.optim.Adam({"lr": lr})``).
+        optim: a Pyro optimizer, used through ``pyro.infer.SVI``. Default (None): the
+            fast path, ``torch.optim.Adam(vae.parameters(), lr)`` stepping on the same
+            ELBO gradients (the VAE owns all its parameters, so this is the same update as
+            ``pyro.optim.Adam`` with one multi-tensor optimizer instead of one per
+            parameter). Pyro's argument checks run on the first step, then are skipped.
         beta: weight of the KL term (the z sites); beta-VAE for beta != 1.
         warmup_epochs: ramp the KL weight linearly from 0 to ``beta`` over this many epochs.
         seed: seeds torch, NumPy and Python (``pyro.set_rng_seed``) for a reproducible run.
@@ -144,12 +174,18 @@ def fit(
 
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
-    svi = SVI(
-        vae.model,
-        vae.guide,
-        optim if optim is not None else pyro.optim.Adam({"lr": lr}),
-        elbo if elbo is not None else Trace_ELBO(),
-    )
+    elbo = elbo if elbo is not None else Trace_ELBO()
+    if optim is None:  # the fast path: torch's Adam over the VAE's own parameters
+        adam = torch.optim.Adam(vae.parameters(), lr=lr)
+
+        def step(where: str, *args: Any, **kwargs: Any) -> float:
+            return torch_step(vae, elbo, adam, where, *args, **kwargs)
+    else:  # pyro.infer.SVI with the given Pyro optimizer
+        svi = SVI(vae.model, vae.guide, optim, elbo)
+
+        def step(where: str, *args: Any, **kwargs: Any) -> float:
+            return checked_step(svi, where, *args, **kwargs)
+
     history: dict[str, list[float]] = {"epoch": [], "train_elbo": [], "kl_weight": [], "time_s": []}
     if val is not None:
         history["val_elbo"] = []
@@ -158,7 +194,8 @@ def fit(
         cb.on_train_begin(vae, history)
 
     vae.train()
-    step = 0
+    step_count = 0
+    quiet = contextlib.ExitStack()
     bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, unit="step", desc="fit")
     try:
         for epoch in range(1, epochs + 1):
@@ -166,12 +203,12 @@ def fit(
             order = torch.randperm(n, device=device)
             total = 0.0
             for b, xb in enumerate(batches(x, transform, batch_size, order=order)):
-                weight = kl_weight_schedule(step, steps_per_epoch, beta, warmup_epochs)
-                loss = checked_step(
-                    svi, f"epoch {epoch}, batch {b + 1}", xb, num_data=n, kl_weight=weight
-                )
+                weight = kl_weight_schedule(step_count, steps_per_epoch, beta, warmup_epochs)
+                loss = step(f"epoch {epoch}, batch {b + 1}", xb, num_data=n, kl_weight=weight)
+                if step_count == 0:  # the model ran once with Pyro's checks; skip them now
+                    quiet.enter_context(pyro.validation_enabled(False))
+                step_count += 1
                 total += loss * len(xb) / n  # each step estimates the full-data loss
-                step += 1
                 bar.update()
                 bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}")
             history["epoch"].append(epoch)
@@ -187,6 +224,7 @@ def fit(
             if any(stop):
                 break
     finally:
+        quiet.close()
         bar.close()
         vae.eval()
         for cb in callbacks:

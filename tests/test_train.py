@@ -194,3 +194,36 @@ def test_a_non_finite_loss_stops_training_before_the_update(sprites):
         fit(vae, huge, progress=False)
     assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
     fit(vae, train, epochs=1, progress=False)  # the VAE is still usable
+
+
+def test_fast_path_and_plain_pyro_svi_agree(sprites):
+    """fit's default step (torch Adam over vae.parameters()) and pyro.infer.SVI with
+    pyro.optim.Adam give the same loss and the same parameters for a fixed seed."""
+    from pyro.infer import SVI, Trace_ELBO
+
+    from pyvae.train import torch_step
+
+    train, _ = sprites
+    x = train.data[:64].float()
+    fast, plain = small_vae("mog"), small_vae("mog")
+    plain.load_state_dict(fast.state_dict())
+    adam = torch.optim.Adam(fast.parameters(), lr=1e-2)
+    svi = SVI(plain.model, plain.guide, pyro.optim.Adam({"lr": 1e-2}), Trace_ELBO())
+    for _ in range(3):
+        pyro.set_rng_seed(5)
+        loss_fast = torch_step(fast, Trace_ELBO(), adam, "test", x, num_data=512)
+        pyro.set_rng_seed(5)
+        loss_plain = svi.step(x, num_data=512)
+        assert loss_fast == pytest.approx(loss_plain, rel=1e-5)
+    for (k, a), b in zip(fast.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), k
+
+
+def test_fit_with_a_pyro_optimizer_uses_svi(sprites):
+    train, _ = sprites
+    vae = small_vae()
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    hist = fit(vae, train, epochs=1, optim=pyro.optim.ClippedAdam({"lr": 1e-2}), progress=False)
+    assert np.isfinite(hist["train_elbo"][0])
+    assert any(not torch.equal(before[k], v) for k, v in vae.state_dict().items())
+    assert pyro.get_param_store().keys()  # SVI's optimizer saw the parameters by name
