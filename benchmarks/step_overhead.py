@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from pyro.infer import SVI, Trace_ELBO
 
 from pyvae import VAE, likelihoods, nets, priors
+from pyvae.objectives import DirectELBO
 from pyvae.train import torch_step
 
 
@@ -39,7 +40,7 @@ def hand_written_step(encoder, decoder, optimizer, x: torch.Tensor, num_data: in
     loc, scale = encoder(x)
     z = loc + scale * torch.randn_like(loc)
     logits = decoder(z)
-    log_px = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    log_px = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(-1)
     log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
     log_qz = torch.distributions.Normal(loc, scale).log_prob(z).sum(-1)
     loss = -(log_px + log_pz - log_qz).sum() * (num_data / len(x))
@@ -49,19 +50,22 @@ def hand_written_step(encoder, decoder, optimizer, x: torch.Tensor, num_data: in
     return loss.item()
 
 
-def median_ms(step, repeats: int, device: str) -> float:
-    for _ in range(5):  # warm up
-        step()
-    times = []
+def median_ms(steps: dict, repeats: int, device: str) -> dict[str, float]:
+    """Median milliseconds per call of each step, timed interleaved (one call of each per
+    round) so that drifts in machine load hit all of them alike."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for step in steps.values():  # warm up
+        for _ in range(5):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for name, step in steps.items():
+            sync()
+            start = time.perf_counter()
+            step()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -81,25 +85,19 @@ def main() -> None:
     for batch in args.batch_sizes:
         x = torch.bernoulli(torch.full((batch, 784), 0.13, device=args.device))
         pyro.set_rng_seed(0)
-        vae = build(args.z_dim, args.device)
+        vae, vae2, vae3 = (build(args.z_dim, args.device) for _ in range(3))
         adam = torch.optim.Adam(vae.parameters(), lr=1e-3)
-        elbo = Trace_ELBO()
-        with pyro.validation_enabled(False):  # as fit does after its first step
-            fit_ms = median_ms(
-                lambda: torch_step(vae, elbo, adam, "bench", x, num_data=num_data),  # noqa: B023
-                args.repeats,
-                args.device,
-            )
-        vae2 = build(args.z_dim, args.device)
-        svi2 = SVI(vae2.model, vae2.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
-        svi_ms = median_ms(lambda: svi2.step(x, num_data=num_data), args.repeats, args.device)  # noqa: B023
-        vae3 = build(args.z_dim, args.device)
+        elbo = DirectELBO(vae)  # what fit uses for a plain VAE
+        svi = SVI(vae2.model, vae2.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
         optimizer = torch.optim.Adam(vae3.parameters(), lr=1e-3)
-        hand_ms = median_ms(
-            lambda: hand_written_step(vae3.encoder, vae3.decoder, optimizer, x, num_data),  # noqa: B023
-            args.repeats,
-            args.device,
-        )
+        steps = {
+            "fit": lambda: torch_step(vae, elbo, adam, "bench", x, num_data=num_data),  # noqa: B023
+            "svi": lambda: svi.step(x, num_data=num_data),  # noqa: B023
+            "hand": lambda: hand_written_step(vae3.encoder, vae3.decoder, optimizer, x, num_data),  # noqa: B023
+        }
+        with pyro.validation_enabled(False):  # as fit does after its first step
+            ms = median_ms(steps, args.repeats, args.device)
+        hand_ms, fit_ms, svi_ms = ms["hand"], ms["fit"], ms["svi"]
         print(
             f"{batch:>6} | {hand_ms:>15.3f} | {fit_ms:>12.3f} | {svi_ms:>12.3f} | "
             f"{fit_ms / hand_ms:>9.2f}x",

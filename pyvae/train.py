@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .callbacks import Callback
 from .data import batches, source
 from .model import VAE
+from .objectives import DirectELBO
 
 __all__ = ["fit", "kl_weight_schedule", "checked_step", "torch_step"]
 
@@ -77,7 +78,12 @@ def checked_step(svi: SVI, where: str, *args: Any, **kwargs: Any) -> float:
 
 
 def torch_step(
-    vae: VAE, elbo: ELBO, optimizer: torch.optim.Optimizer, where: str, *args: Any, **kwargs: Any
+    vae: VAE,
+    elbo: ELBO | DirectELBO,
+    optimizer: torch.optim.Optimizer,
+    where: str,
+    *args: Any,
+    **kwargs: Any,
 ) -> float:
     """The same step with a torch optimizer over ``vae.parameters()`` (the VAE owns all its
     parameters): one multi-tensor update instead of Pyro's one optimizer per parameter."""
@@ -124,7 +130,10 @@ def fit(
         epochs: number of passes over ``data`` (0 only checks the data).
         batch_size: minibatch size.
         lr: learning rate of the default optimizer ``pyro.optim.Adam``.
-        elbo: a Pyro ELBO (default: a fresh ``Trace_ELBO()``; e.g. ``TraceMeanField_ELBO()``).
+        elbo: a Pyro ELBO, e.g. ``TraceMeanField_ELBO()``. Default: ``Trace_ELBO``'s
+            estimator, computed by :class:`pyvae.objectives.DirectELBO` from the VAE's
+            parts without recording traces (same draws, same gradients) for a plain
+            ``VAE`` with the default optimizer, else a fresh ``Trace_ELBO()``.
         optim: a Pyro optimizer, used through ``pyro.infer.SVI``. Default (None): the
             fast path, ``torch.optim.Adam(vae.parameters(), lr)`` stepping on the same
             ELBO gradients (the VAE owns all its parameters, so this is the same update as
@@ -174,7 +183,9 @@ def fit(
 
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
-    elbo = elbo if elbo is not None else Trace_ELBO()
+    if elbo is None:  # Trace_ELBO, computed without tracing where that is valid
+        direct = optim is None and DirectELBO.valid_for(vae)
+        elbo = DirectELBO(vae) if direct else Trace_ELBO()
     if optim is None:  # the fast path: torch's Adam over the VAE's own parameters
         adam = torch.optim.Adam(vae.parameters(), lr=lr)
 

@@ -136,7 +136,8 @@ def test_two_vaes_are_independent_and_rebuilding_starts_fresh(binary_data):
     assert all(torch.equal(b_before[k], v) for k, v in b.state_dict().items())
     fit(b, binary_data, epochs=1, batch_size=10, progress=False)
     assert any(not torch.equal(b_before[k], v) for k, v in b.state_dict().items())
-    # Parameters in use are the module's own tensors, not a stale store entry.
+    # Pyro sees the module's own tensors (not a stale store entry) when it traces the model.
+    a.elbo(binary_data)
     store = pyro.get_param_store()
     for name, p in a.named_parameters():
         stored = [store._params[k] for k in store.keys() if k.startswith(a._pyro_name + ".")]
@@ -155,11 +156,9 @@ def test_two_vaes_are_independent_and_rebuilding_starts_fresh(binary_data):
 def test_garbage_collected_vae_leaves_the_param_store(binary_data):
     import gc
 
-    from pyvae import fit
-
     vae = small_vae()
     name = vae._pyro_name
-    fit(vae, binary_data, epochs=1, batch_size=20, progress=False)
+    vae.elbo(binary_data)  # tracing the model registers its parameters with Pyro
     assert any(k.startswith(name + ".") for k in pyro.get_param_store().keys())
     del vae
     gc.collect()

@@ -227,3 +227,44 @@ def test_fit_with_a_pyro_optimizer_uses_svi(sprites):
     assert np.isfinite(hist["train_elbo"][0])
     assert any(not torch.equal(before[k], v) for k, v in vae.state_dict().items())
     assert pyro.get_param_store().keys()  # SVI's optimizer saw the parameters by name
+
+
+@pytest.mark.parametrize("prior", ["normal", "mog", "vamp", "flow"])
+@pytest.mark.parametrize("kl_weight", [1.0, 0.3, 0.0])
+def test_direct_elbo_equals_trace_elbo(sprites, prior, kl_weight):
+    """The traceless fast path gives Trace_ELBO's loss and gradients for the same seed."""
+    from pyro.infer import Trace_ELBO
+
+    from pyvae.objectives import DirectELBO
+
+    x = sprites[0].data[:32]
+    vae = small_vae(prior)
+    losses, grads = [], []
+    for objective in (DirectELBO(vae), Trace_ELBO()):
+        pyro.set_rng_seed(3)
+        losses.append(
+            objective.loss_and_grads(vae.model, vae.guide, x, num_data=512, kl_weight=kl_weight)
+        )
+        grads.append(
+            [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in vae.parameters()]
+        )
+        vae.zero_grad()
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_direct_elbo_is_only_used_where_valid(sprites):
+    from pyvae.objectives import DirectELBO
+
+    class Custom(VAE):
+        def model(self, x=None, **kwargs):
+            return super().model(x, **kwargs)
+
+    vae = small_vae()
+    custom = Custom(vae.encoder, vae.decoder, vae.prior, vae.likelihood, vae.input_shape)
+    assert DirectELBO.valid_for(vae) and not DirectELBO.valid_for(custom)
+    with pytest.raises(ValueError, match="Trace_ELBO"):
+        DirectELBO(custom)
+    hist = fit(custom, sprites[0], epochs=1, progress=False)  # falls back to Trace_ELBO
+    assert np.isfinite(hist["train_elbo"][0])
