@@ -13,7 +13,9 @@ pyvae encode RUN                              # RUN/latents-test.npy (posterior 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -59,7 +61,7 @@ def _train(args: argparse.Namespace) -> int:
     from .train import fit
 
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
+    if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
         raise FileExistsError(
             f"{out} exists and is not empty; choose another --out, or pass --overwrite to "
             "replace pyvae's files there (other files are left alone)"
@@ -84,7 +86,8 @@ def _train(args: argparse.Namespace) -> int:
         likelihood_kwargs=likelihood_kwargs,
     )
     out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:  # --overwrite replaces pyvae's own files only
+    # --overwrite and --resume replace pyvae's own files only (--resume keeps the checkpoint).
+    for name in RUN_FILES if args.resume else (*RUN_FILES, "checkpoint.pt"):
         (out / name).unlink(missing_ok=True)
     history = fit(
         vae,
@@ -99,7 +102,9 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
-        callbacks=[CSVLogger(out / "history.csv")],
+        callbacks=[CSVLogger(out / "history.csv", overwrite=args.resume)],
+        checkpoint_dir=out,
+        resume=args.resume,
     )
     vae.to("cpu")
     vae.save(out / "model.pt")
@@ -107,6 +112,10 @@ def _train(args: argparse.Namespace) -> int:
     config = {"args": run_args, "data": data_spec, "vae": vae.config}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "history.json").write_text(json.dumps(history, indent=2))
+    with open(out / "history.csv", "w", newline="") as f:  # all epochs, also after --resume
+        rows = csv.writer(f)
+        rows.writerow(list(history))
+        rows.writerows(zip(*history.values(), strict=True))
     written = [
         _save_figure(fig, out / f"{name}.png", overwrite=True)
         for name, fig in plots.run_figures(vae, history, test).items()
@@ -352,6 +361,11 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default=None, help="run folder (default: runs/DATASET-TIME in the current folder)"
     )
     t.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint (written every epoch and on Ctrl-C)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=_train)
 
@@ -427,11 +441,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    # SIGTERM (e.g. from a job scheduler) stops training like Ctrl-C: checkpoint, then exit.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.command == "train":
+            print("stopped; continue with the same command plus --resume", file=sys.stderr)
+        return 130
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

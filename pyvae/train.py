@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyro
@@ -19,6 +22,13 @@ from pyro.infer.util import torch_item, zero_grads
 from tqdm.auto import tqdm
 
 from .callbacks import Callback
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .data import batches, source
 from .model import VAE
 from .objectives import DirectELBO
@@ -115,6 +125,9 @@ def fit(
     device: str | torch.device | None = None,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = (),
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
 ) -> dict[str, list[float]]:
     """Train ``vae`` by stochastic variational inference.
 
@@ -146,6 +159,12 @@ def fit(
         progress: show a tqdm progress bar.
         callbacks: :class:`pyvae.callbacks.Callback` objects, e.g. ``EarlyStopping()``,
             ``CSVLogger(path)``, ``TensorBoardLogger(log_dir)``.
+        checkpoint_dir: write ``checkpoint.pt`` there every ``checkpoint_every`` epochs
+            (atomically: parameters, optimizer, random generators, epoch, history), and on
+            Ctrl-C. Needs the default optimizer.
+        resume: continue from the checkpoint in ``checkpoint_dir`` (if there is one; else
+            start afresh). ``epochs`` counts from the start of training, so a resumed run
+            ends with exactly the parameters an uninterrupted run would have.
 
     Returns:
         history: a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the training
@@ -168,6 +187,14 @@ def fit(
         raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs!r}")
     if elbo is not None and not isinstance(elbo, ELBO):
         raise TypeError(f"elbo must be a Pyro ELBO instance such as Trace_ELBO(), got {elbo!r}")
+    _check_int("checkpoint_every", checkpoint_every, 1)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir=... (where the checkpoint is)")
+    if checkpoint_dir is not None and optim is not None:
+        raise ValueError(
+            "checkpoints need fit's default optimizer (torch Adam); drop optim=... or "
+            "checkpoint_dir=..."
+        )
 
     callbacks = list(callbacks or ())
     x, transform = source(data)
@@ -201,23 +228,53 @@ def fit(
     if val is not None:
         history["val_elbo"] = []
 
+    step_count, first_epoch = 0, 1
+    checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    if resume and checkpoint.exists():
+        saved = load_checkpoint(checkpoint, map_location=device)
+        if saved["config"] != vae.config:
+            raise ValueError(
+                f"{checkpoint} was written for another VAE ({saved['config']}); build the same "
+                "VAE to resume, or use another checkpoint_dir"
+            )
+        vae.load_state_dict(saved["state_dict"])
+        adam.load_state_dict(saved["optimizer"])
+        history = saved["history"]
+        step_count, first_epoch = saved["step_count"], saved["epoch"] + 1
+        set_rng_state(saved["rng"])
+
+    def save(epoch_done: int) -> None:
+        save_checkpoint(
+            checkpoint,
+            config=vae.config,
+            state_dict=vae.state_dict(),
+            optimizer=adam.state_dict(),
+            rng=rng_state(),
+            epoch=epoch_done,
+            step_count=step_count,
+            history=history,
+        )
+
     for cb in callbacks:
         cb.on_train_begin(vae, history)
 
     vae.train()
-    step_count = 0
+    steps_this_call = 0
     quiet = contextlib.ExitStack()
-    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, unit="step", desc="fit")
+    total_steps = max(0, epochs - first_epoch + 1) * steps_per_epoch
+    bar = tqdm(total=total_steps, disable=not progress, unit="step", desc="fit")
+    epoch = first_epoch - 1
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             start = time.perf_counter()
             order = torch.randperm(n, device=device)
             total = 0.0
             for b, xb in enumerate(batches(x, transform, batch_size, order=order)):
                 weight = kl_weight_schedule(step_count, steps_per_epoch, beta, warmup_epochs)
                 loss = step(f"epoch {epoch}, batch {b + 1}", xb, num_data=n, kl_weight=weight)
-                if step_count == 0:  # the model ran once with Pyro's checks; skip them now
+                if steps_this_call == 0:  # the model ran once with Pyro's checks; now skip them
                     quiet.enter_context(pyro.validation_enabled(False))
+                steps_this_call += 1
                 step_count += 1
                 total += loss * len(xb) / n  # each step estimates the full-data loss
                 bar.update()
@@ -231,9 +288,22 @@ def fit(
                 vae.train()
                 bar.set_postfix(epoch=epoch, val_elbo=f"{history['val_elbo'][-1]:.2f}")
             history["time_s"].append(time.perf_counter() - start)
+            if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
+                save(epoch)
             stop = [cb.on_epoch_end(epoch, history, vae) for cb in callbacks]
             if any(stop):
                 break
+    except KeyboardInterrupt:
+        if checkpoint is not None:
+            done = history["epoch"][-1] if history["epoch"] else first_epoch - 1
+            save(done)
+            print(
+                f"\nInterrupted in epoch {epoch}. Saved {checkpoint}; continue with "
+                f"fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True) (epoch {done + 1} "
+                "restarts from the parameters saved now).",
+                file=sys.stderr,
+            )
+        raise
     finally:
         quiet.close()
         bar.close()

@@ -138,3 +138,29 @@ def test_help_runs_as_a_module():
     ).stdout
     for command in ("train", "evaluate", "sample", "reconstruct", "encode"):
         assert command in top
+
+
+def test_train_resumes_a_run_from_its_checkpoint(tmp_path):
+    out = tmp_path / "r"
+    args = ["train", "--limit", "64", "--z-dim", "2", "--quiet", "--out", str(out)]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert (out / "checkpoint.pt").exists()
+    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    assert len((out / "history.csv").read_text().splitlines()) == 3  # header + both epochs
+
+
+def test_interrupt_exits_130_with_a_hint(monkeypatch, tmp_path, capsys):
+    import pyvae.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pyvae.train, "fit", interrupted)
+    assert main(["train", "--limit", "8", "--out", str(tmp_path / "r")]) == 130
+    assert "--resume" in capsys.readouterr().err
+    from pyvae.cli import _interrupt
+
+    with pytest.raises(KeyboardInterrupt):  # what SIGTERM does
+        _interrupt(15, None)

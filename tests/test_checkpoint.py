@@ -1,0 +1,137 @@
+"""Checkpoints: atomic writes, exact resume, Ctrl-C, refusal of foreign files."""
+
+import os
+
+import pyro
+import pytest
+import torch
+from helpers import small_vae
+
+from pyvae import data, fit
+from pyvae.callbacks import Callback
+from pyvae.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def sprites():
+    return data.load("sprites", n_train=256, n_test=64, size=16)
+
+
+def build():
+    pyro.set_rng_seed(0)
+    return small_vae("mog", shape=(1, 16, 16), z_dim=3)
+
+
+def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, sprites):
+    train, test = sprites
+    full = build()
+    hist_full = fit(full, train, val=test, epochs=4, batch_size=64, seed=1, progress=False)
+
+    first = build()
+    fit(
+        first,
+        train,
+        val=test,
+        epochs=2,
+        batch_size=64,
+        seed=1,
+        progress=False,
+        checkpoint_dir=tmp_path,
+    )
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 2
+    resumed = build()  # a new process would build the same VAE again
+    hist = fit(
+        resumed,
+        train,
+        val=test,
+        epochs=4,
+        batch_size=64,
+        seed=123,
+        progress=False,
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k  # bitwise, on CPU
+    assert hist["epoch"] == [1, 2, 3, 4]
+    assert hist["val_elbo"] == hist_full["val_elbo"]
+
+
+def test_resume_without_a_checkpoint_starts_afresh_and_bad_options_are_refused(tmp_path, sprites):
+    train, _ = sprites
+    hist = fit(build(), train, epochs=1, progress=False, checkpoint_dir=tmp_path, resume=True)
+    assert hist["epoch"] == [1] and (tmp_path / CHECKPOINT_NAME).exists()
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        fit(build(), train, epochs=1, progress=False, resume=True)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit(
+            build(),
+            train,
+            epochs=1,
+            progress=False,
+            checkpoint_dir=tmp_path,
+            optim=pyro.optim.Adam({"lr": 1e-3}),
+        )
+    other = small_vae("normal", shape=(1, 16, 16), z_dim=3)
+    with pytest.raises(ValueError, match="another VAE"):
+        fit(other, train, epochs=2, progress=False, checkpoint_dir=tmp_path, resume=True)
+
+
+class Interrupt(Callback):
+    def on_epoch_end(self, epoch, history, vae):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sprites, capsys):
+    train, _ = sprites
+    vae = build()
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            vae,
+            train,
+            epochs=5,
+            batch_size=64,
+            progress=False,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=10,
+            callbacks=[Interrupt()],
+        )
+    assert "resume=True" in capsys.readouterr().err
+    saved = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert saved["epoch"] == 2
+    assert all(torch.equal(saved["state_dict"][k], v) for k, v in vae.state_dict().items())
+    hist = fit(
+        build(),
+        train,
+        epochs=3,
+        batch_size=64,
+        progress=False,
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
+    assert hist["epoch"] == [1, 2, 3]
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, sprites, monkeypatch):
+    train, _ = sprites
+    fit(build(), train, epochs=1, progress=False, checkpoint_dir=tmp_path)
+    before = (tmp_path / CHECKPOINT_NAME).read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        fit(build(), train, epochs=1, progress=False, checkpoint_dir=tmp_path)
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
+    assert os.listdir(tmp_path) == [CHECKPOINT_NAME]  # no temporary file left behind
+
+
+def test_foreign_files_are_not_checkpoints(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a loadable pyvae checkpoint"):
+        load_checkpoint(tmp_path / "x.pt")
+    torch.save({"format": "other"}, tmp_path / "y.pt")
+    with pytest.raises(ValueError, match="not a pyvae checkpoint"):
+        load_checkpoint(tmp_path / "y.pt")
