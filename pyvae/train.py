@@ -70,7 +70,9 @@ def _refuse_non_finite(loss: float, params: Iterable[torch.Tensor], where: str) 
     raise FloatingPointError(f"{what} at {where}: {_ADVICE}")
 
 
-def checked_step(svi: SVI, where: str, *args: Any, **kwargs: Any) -> float:
+def checked_step(
+    svi: SVI, where: str, *args: Any, clip_norm: float | None = None, **kwargs: Any
+) -> float:
     """``svi.step(*args, **kwargs)`` that refuses to apply a non-finite loss or gradient.
 
     Like ``SVI.step`` (gradients of the ELBO, then the Pyro optimizer on the parameters
@@ -82,6 +84,8 @@ def checked_step(svi: SVI, where: str, *args: Any, **kwargs: Any) -> float:
         loss = _loss_and_grads(svi.loss_and_grads, svi.model, svi.guide, where, *args, **kwargs)
     params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
     _refuse_non_finite(loss, params, where)
+    if clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(list(params), clip_norm)
     svi.optim(params)
     zero_grads(params)
     return loss
@@ -93,12 +97,15 @@ def torch_step(
     optimizer: torch.optim.Optimizer,
     where: str,
     *args: Any,
+    clip_norm: float | None = None,
     **kwargs: Any,
 ) -> float:
     """The same step with a torch optimizer over ``vae.parameters()`` (the VAE owns all its
     parameters): one multi-tensor update instead of Pyro's one optimizer per parameter."""
     loss = _loss_and_grads(elbo.loss_and_grads, vae.model, vae.guide, where, *args, **kwargs)
     _refuse_non_finite(loss, vae.parameters(), where)
+    if clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), clip_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss
@@ -128,6 +135,7 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
     resume: bool = False,
+    clip_norm: float | None = None,
 ) -> dict[str, list[float]]:
     """Train ``vae`` by stochastic variational inference.
 
@@ -162,6 +170,8 @@ def fit(
         checkpoint_dir: write ``checkpoint.pt`` there every ``checkpoint_every`` epochs
             (atomically: parameters, optimizer, random generators, epoch, history), and on
             Ctrl-C. Needs the default optimizer.
+        clip_norm: if given, rescale the gradients so that their total norm is at most
+            this before each update (``torch.nn.utils.clip_grad_norm_``).
         resume: continue from the checkpoint in ``checkpoint_dir`` (if there is one; else
             start afresh). ``epochs`` counts from the start of training, so a resumed run
             ends with exactly the parameters an uninterrupted run would have.
@@ -188,6 +198,8 @@ def fit(
     if elbo is not None and not isinstance(elbo, ELBO):
         raise TypeError(f"elbo must be a Pyro ELBO instance such as Trace_ELBO(), got {elbo!r}")
     _check_int("checkpoint_every", checkpoint_every, 1)
+    if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
+        raise ValueError(f"clip_norm must be a number > 0 or None, got {clip_norm!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir=... (where the checkpoint is)")
     if checkpoint_dir is not None and optim is not None:
@@ -217,12 +229,12 @@ def fit(
         adam = torch.optim.Adam(vae.parameters(), lr=lr)
 
         def step(where: str, *args: Any, **kwargs: Any) -> float:
-            return torch_step(vae, elbo, adam, where, *args, **kwargs)
+            return torch_step(vae, elbo, adam, where, *args, clip_norm=clip_norm, **kwargs)
     else:  # pyro.infer.SVI with the given Pyro optimizer
         svi = SVI(vae.model, vae.guide, optim, elbo)
 
         def step(where: str, *args: Any, **kwargs: Any) -> float:
-            return checked_step(svi, where, *args, **kwargs)
+            return checked_step(svi, where, *args, clip_norm=clip_norm, **kwargs)
 
     history: dict[str, list[float]] = {"epoch": [], "train_elbo": [], "kl_weight": [], "time_s": []}
     if val is not None:

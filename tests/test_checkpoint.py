@@ -135,3 +135,33 @@ def test_foreign_files_are_not_checkpoints(tmp_path):
     torch.save({"format": "other"}, tmp_path / "y.pt")
     with pytest.raises(ValueError, match="not a pyvae checkpoint"):
         load_checkpoint(tmp_path / "y.pt")
+
+
+def test_a_process_killed_while_saving_leaves_the_previous_checkpoint(tmp_path):
+    """The child writes a checkpoint, then is killed (SIGKILL) half-way through the next."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / CHECKPOINT_NAME
+    script = textwrap.dedent(
+        f"""
+        import os, signal, torch
+        from pyvae.checkpoint import save_checkpoint
+        from pyvae.io import atomic_write
+        save_checkpoint({str(path)!r}, epoch=1, weights=torch.ones(1000))
+
+        def half_then_die(tmp):
+            with open(tmp, "wb") as f:
+                f.write(b"half a checkpoint")
+                f.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        atomic_write({str(path)!r}, half_then_die, overwrite=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    saved = load_checkpoint(path)
+    assert saved["epoch"] == 1 and torch.equal(saved["weights"], torch.ones(1000))

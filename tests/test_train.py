@@ -268,3 +268,29 @@ def test_direct_elbo_is_only_used_where_valid(sprites):
         DirectELBO(custom)
     hist = fit(custom, sprites[0], epochs=1, progress=False)  # falls back to Trace_ELBO
     assert np.isfinite(hist["train_elbo"][0])
+
+
+def test_gradient_clipping_bounds_the_update(sprites):
+    """With clip_norm, the gradient norm used for the update is at most clip_norm."""
+    from pyvae.objectives import DirectELBO
+    from pyvae.train import torch_step
+
+    train, _ = sprites
+    vae = small_vae()
+    seen = []
+
+    class Spy(torch.optim.SGD):
+        def step(self, closure=None):
+            norms = [
+                p.grad.norm() for g in self.param_groups for p in g["params"] if p.grad is not None
+            ]
+            seen.append(float(torch.stack(norms).norm()))
+            return super().step(closure)
+
+    sgd = Spy(vae.parameters(), lr=1e-3)
+    torch_step(vae, DirectELBO(vae), sgd, "t", train.data[:64], num_data=512, clip_norm=0.5)
+    assert seen[0] == pytest.approx(0.5, rel=1e-4)  # the raw ELBO gradient is far larger
+    hist = fit(vae, train, epochs=1, clip_norm=1.0, progress=False)
+    assert np.isfinite(hist["train_elbo"][0])
+    with pytest.raises(ValueError, match="clip_norm"):
+        fit(vae, train, clip_norm=0, progress=False)
