@@ -16,6 +16,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
+from .model import finite_or_raise
+
 __all__ = [
     "log_weights",
     "log_likelihood",
@@ -94,7 +96,8 @@ def log_likelihood(
         for start in range(0, num_samples, chunk):
             s = min(chunk, num_samples - start)
             pieces.append(torch.logsumexp(log_weights(vae, xb, s), dim=0))
-        out.append(torch.logsumexp(torch.stack(pieces), dim=0) - math.log(num_samples))
+        ll = torch.logsumexp(torch.stack(pieces), dim=0) - math.log(num_samples)
+        out.append(finite_or_raise(ll, "the log-likelihood"))
     return torch.cat(out)
 
 
@@ -119,8 +122,8 @@ def elbo_terms(
                 k = k - site["log_prob"].expand(shape)
         for site in _sites(guide_trace):
             k = k + site["log_prob"].expand(shape)
-        recon.append(r.mean(0))
-        kl.append(k.mean(0))
+        recon.append(finite_or_raise(r.mean(0), "the reconstruction term"))
+        kl.append(finite_or_raise(k.mean(0), "the KL term"))
     recon_t, kl_t = torch.cat(recon), torch.cat(kl)
     return {"elbo": recon_t - kl_t, "reconstruction": recon_t, "kl": kl_t}
 

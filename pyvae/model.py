@@ -293,8 +293,8 @@ class VAE(PyroModule):
         locs, scales = [], []
         for xb in self._batches(x, batch_size):
             loc, scale = self.encoder(self.likelihood.encoder_input(xb))
-            locs.append(loc)
-            scales.append(scale)
+            locs.append(finite_or_raise(loc, "the posterior mean"))
+            scales.append(finite_or_raise(scale, "the posterior scale"))
         return dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
 
     @torch.no_grad()
@@ -343,7 +343,7 @@ class VAE(PyroModule):
             total = xb.new_zeros(len(xb), dtype=torch.get_default_dtype())
             for _ in range(num_samples):
                 total += _trace_elbo(self.model, self.guide, xb)
-            values.append(total / num_samples)
+            values.append(finite_or_raise(total / num_samples, "the ELBO"))
         out = torch.cat(values)
         if reduction == "mean":
             return out.mean()
@@ -397,6 +397,20 @@ class VAE(PyroModule):
             )
         if validate_support:
             self.likelihood.validate(x)
+
+
+def finite_or_raise(values: torch.Tensor, what: str) -> torch.Tensor:
+    """``values``, or a ``ValueError`` if any is NaN or infinite (finite data whose
+    magnitude overflows the model), instead of a silently wrong number."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        items = int(bad.reshape(len(bad), -1).any(1).sum()) if bad.dim() else 1
+        raise ValueError(
+            f"{what} is NaN or infinite for {items} item(s): their values overflow the "
+            "model in float32; rescale the data (e.g. standardise it) or use a likelihood "
+            "that fits its range"
+        )
+    return values
 
 
 def _check_batch(x: Any) -> None:

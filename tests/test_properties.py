@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from pyvae import data, evaluate, fit
 
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI does not flicker
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 special = st.sampled_from([0.0, 1.0, -1.0, 0.5, 255.0, 1e30, -1e30, math.nan, math.inf, -math.inf])
