@@ -9,27 +9,7 @@ import pyro
 import pytest
 import torch
 
-from pyvae import VAE, anomaly, data, evaluate, fit
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on two busy cores can be 50x
-    slower (each OpenMP barrier waits for a descheduled thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def trained(one_thread):
-    """A tiny Bernoulli VAE trained on 16x16 sprites, with held-out sprites."""
-    pyro.set_rng_seed(0)
-    train, test = data.load("sprites", n_train=512, n_test=128, size=16)
-    vae = VAE.build(input_shape=(1, 16, 16), z_dim=3, net_kwargs={"hidden": (32,)})
-    fit(vae, train, epochs=30, batch_size=128, lr=2e-2, progress=False)
-    return vae, data.as_tensor(test)
+from pyvae import VAE, anomaly, evaluate
 
 
 @pytest.fixture(scope="module")
