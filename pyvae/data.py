@@ -199,7 +199,7 @@ def batches(
     order: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """Minibatches of ``x`` (in ``order`` if given) moved to ``device``, then transformed."""
-    n = len(x)
+    n = len(x) if order is None else len(order)
     for start in range(0, n, batch_size):
         xb = (
             x[start : start + batch_size] if order is None else x[order[start : start + batch_size]]

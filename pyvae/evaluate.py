@@ -9,6 +9,7 @@ scored in one vectorised pass, for any prior and likelihood (also your own).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import pyro
@@ -65,7 +66,7 @@ def _chunk(vae, batch: int, num_samples: int, max_elements: int) -> int:
 
 
 def _check_k(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
 
@@ -109,6 +110,7 @@ def elbo_terms(
     ``reconstruction`` = E_q[log p(x|z)] and ``kl`` = E_q[log q(z|x) - log p(z)] (Monte
     Carlo with ``num_samples`` draws), ``elbo = reconstruction - kl``."""
     _check_k("num_samples", num_samples)
+    _check_k("batch_size", batch_size)
     recon, kl = [], []
     for xb in vae._batches(data, batch_size, validate_support=True):
         model_trace, guide_trace = _traces(vae, xb, num_samples)

@@ -15,7 +15,6 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.nn import PyroModule, pyro_method
-from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from . import likelihoods as _likelihoods
@@ -324,27 +323,22 @@ class VAE(PyroModule):
 
     @torch.no_grad()
     def elbo(
-        self, x: Any, num_samples: int = 1, batch_size: int = 1024, reduction: str = "mean"
+        self, x: Any, num_samples: int = 1, batch_size: int = 256, reduction: str = "mean"
     ) -> torch.Tensor:
         """The evidence lower bound in nats per example.
 
         ``E_q[log p(x|z) + log p(z) - log q(z|x)]`` estimated with ``num_samples`` draws
-        of z per item, computed from Pyro traces of :meth:`guide` and :meth:`model`, so it
-        holds for any prior and likelihood. ``reduction``: ``"mean"`` (a scalar, the
+        of z per item (vectorised), computed from Pyro traces of :meth:`guide` and
+        :meth:`model` (:func:`pyvae.evaluate.elbo_terms`), so it holds for any prior and
+        likelihood. ``reduction``: ``"mean"`` (a scalar, the
         dataset's ELBO per example), ``"sum"`` or ``"none"`` (one value per item, shape
         ``(N,)``).
         """
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        values = []
-        for xb in self._batches(x, batch_size, validate_support=True):
-            total = xb.new_zeros(len(xb), dtype=torch.get_default_dtype())
-            for _ in range(num_samples):
-                total += _trace_elbo(self.model, self.guide, xb)
-            values.append(finite_or_raise(total / num_samples, "the ELBO"))
-        out = torch.cat(values)
+        from .evaluate import elbo_terms
+
+        out = elbo_terms(self, x, num_samples=num_samples, batch_size=batch_size)["elbo"]
         if reduction == "mean":
             return out.mean()
         return out.sum() if reduction == "sum" else out
@@ -423,16 +417,3 @@ def _check_batch(x: Any) -> None:
         raise TypeError(
             f"x must be a tensor of shape (batch, *input_shape), got {type(x).__name__}{hint}"
         )
-
-
-def _trace_elbo(model, guide, x: torch.Tensor) -> torch.Tensor:
-    """One-sample ELBO per item of ``x`` from traces: sum_model log p - sum_guide log q."""
-    guide_trace = poutine.trace(guide).get_trace(x)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
-    out = 0.0
-    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-        trace.compute_log_prob()
-        for site in trace.nodes.values():
-            if site["type"] == "sample" and not site_is_subsample(site):
-                out = out + sign * site["log_prob"]
-    return torch.as_tensor(out).expand(len(x))

@@ -240,10 +240,10 @@ def fit(
     if val is not None:
         history["val_elbo"] = []
 
-    step_count, first_epoch = 0, 1
+    step_count, first_epoch, in_progress = 0, 1, None
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     if resume and checkpoint.exists():
-        saved = load_checkpoint(checkpoint, map_location=device)
+        saved = load_checkpoint(checkpoint)  # on the CPU; load_state_dict moves tensors
         if saved["config"] != vae.config:
             raise ValueError(
                 f"{checkpoint} was written for another VAE ({saved['config']}); build the same "
@@ -251,13 +251,20 @@ def fit(
             )
         vae.load_state_dict(saved["state_dict"])
         adam.load_state_dict(saved["optimizer"])
+        if set(saved["history"]) != set(history):
+            raise ValueError(
+                f"{checkpoint} recorded {sorted(saved['history'])}; resume with the same "
+                "arguments (val=... given or not) as the run that wrote it"
+            )
         history = saved["history"]
         step_count, first_epoch = saved["step_count"], saved["epoch"] + 1
+        in_progress = saved.get("in_progress")
         set_rng_state(saved["rng"])
 
-    def save(epoch_done: int) -> None:
+    def save(epoch_done: int, in_progress: dict | None = None) -> None:
         save_checkpoint(
             checkpoint,
+            in_progress=in_progress,
             config=vae.config,
             state_dict=vae.state_dict(),
             optimizer=adam.state_dict(),
@@ -275,13 +282,20 @@ def fit(
     quiet = contextlib.ExitStack()
     total_steps = max(0, epochs - first_epoch + 1) * steps_per_epoch
     bar = tqdm(total=total_steps, disable=not progress, unit="step", desc="fit")
-    epoch = first_epoch - 1
+    epoch, order, done, total = first_epoch - 1, None, 0, 0.0
     try:
         for epoch in range(first_epoch, epochs + 1):
             start = time.perf_counter()
-            order = torch.randperm(n, device=device)
-            total = 0.0
-            for b, xb in enumerate(batches(x, transform, batch_size, order=order)):
+            if in_progress is not None:  # an epoch interrupted by Ctrl-C: finish it
+                order = in_progress["order"].to(device)
+                done, total = in_progress["batches_done"], in_progress["total"]
+                bar.update(done)
+                in_progress = None
+            else:
+                order = torch.randperm(n, device=device)
+                done, total = 0, 0.0
+            rest = order[done * batch_size :]
+            for b, xb in enumerate(batches(x, transform, batch_size, order=rest), start=done):
                 weight = kl_weight_schedule(step_count, steps_per_epoch, beta, warmup_epochs)
                 loss = step(f"epoch {epoch}, batch {b + 1}", xb, num_data=n, kl_weight=weight)
                 if steps_this_call == 0:  # the model ran once with Pyro's checks; now skip them
@@ -289,6 +303,7 @@ def fit(
                 steps_this_call += 1
                 step_count += 1
                 total += loss * len(xb) / n  # each step estimates the full-data loss
+                done = b + 1
                 bar.update()
                 bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}")
             history["epoch"].append(epoch)
@@ -307,12 +322,14 @@ def fit(
                 break
     except KeyboardInterrupt:
         if checkpoint is not None:
-            done = history["epoch"][-1] if history["epoch"] else first_epoch - 1
-            save(done)
+            if order is None or history["epoch"][-1:] == [epoch]:  # between epochs
+                save(epoch)
+            else:  # inside an epoch: save the position too, so a resume is exact
+                position = {"order": order.cpu(), "batches_done": done, "total": total}
+                save(epoch - 1, in_progress=position)
             print(
-                f"\nInterrupted in epoch {epoch}. Saved {checkpoint}; continue with "
-                f"fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True) (epoch {done + 1} "
-                "restarts from the parameters saved now).",
+                f"\nInterrupted in epoch {epoch} after {done} batches. Saved {checkpoint}; "
+                f"continue with fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True).",
                 file=sys.stderr,
             )
         raise

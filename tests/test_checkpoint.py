@@ -165,3 +165,46 @@ def test_a_process_killed_while_saving_leaves_the_previous_checkpoint(tmp_path):
     assert done.returncode == -signal.SIGKILL
     saved = load_checkpoint(path)
     assert saved["epoch"] == 1 and torch.equal(saved["weights"], torch.ones(1000))
+
+
+class InterruptAtBatch:
+    """A per-batch transform (as float) that raises KeyboardInterrupt at one batch."""
+
+    def __init__(self, batch_size, at):
+        self.batch_size, self.at, self.calls = batch_size, at, 0
+
+    def __call__(self, x):
+        if len(x) == self.batch_size:  # a training batch, not the up-front data check
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyboardInterrupt
+        return x.float()
+
+
+def test_ctrl_c_inside_an_epoch_resumes_exactly(tmp_path, sprites):
+    train, _ = sprites
+    ok = data.ArrayDataset(train.data, transform=InterruptAtBatch(64, at=-1))
+    full = build()
+    fit(full, ok, epochs=3, batch_size=64, seed=1, progress=False)
+
+    stop = data.ArrayDataset(train.data, transform=InterruptAtBatch(64, at=7))  # epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        fit(build(), stop, epochs=3, batch_size=64, seed=1, progress=False, checkpoint_dir=tmp_path)
+    saved = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert saved["epoch"] == 1 and saved["in_progress"]["batches_done"] == 2
+    resumed = build()
+    hist = fit(
+        resumed, ok, epochs=3, batch_size=64, progress=False, checkpoint_dir=tmp_path, resume=True
+    )
+    assert hist["epoch"] == [1, 2, 3]
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_resume_with_other_arguments_is_refused(tmp_path, sprites):
+    train, test = sprites
+    fit(build(), train, epochs=1, progress=False, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="same arguments"):
+        fit(
+            build(), train, val=test, epochs=2, progress=False, checkpoint_dir=tmp_path, resume=True
+        )
