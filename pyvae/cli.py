@@ -17,6 +17,7 @@ import csv
 import json
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,7 +54,7 @@ def _save_figure(fig, path: Path, overwrite: bool) -> Path:
 
 def _train(args: argparse.Namespace) -> int:
     import pyro
-    from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+    from pyro.infer import TraceMeanField_ELBO
 
     from . import plots
     from .callbacks import CSVLogger
@@ -96,7 +97,7 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
-        elbo=TraceMeanField_ELBO() if args.objective == "meanfield" else Trace_ELBO(),
+        elbo=TraceMeanField_ELBO() if args.objective == "meanfield" else None,  # None: fast
         beta=args.beta,
         warmup_epochs=args.warmup_epochs,
         seed=args.seed,
@@ -192,7 +193,16 @@ def _score(args: argparse.Namespace) -> int:
     from .io import atomic_write
 
     folder, vae, config = _open_run(args.run)
-    x = data.load(args.data, test_fraction=0)[0] if args.data else _split(args, config)
+    if args.data:  # read the file with the run's own conventions for pixels
+        spec = config["data"]
+        x = data.load(
+            args.data,
+            binarize=spec.get("binarize"),
+            values=spec.get("values", "unit"),
+            test_fraction=0,
+        )[0]
+    else:
+        x = _split(args, config)
     scores = anomaly.score(vae, x, args.method).cpu().numpy()
     path = Path(args.out or folder / f"scores-{args.method}.npy")
     atomic_write(path, lambda tmp: _save_npy(tmp, scores), args.overwrite)
@@ -285,7 +295,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Show defaults, except empty ones (None, False)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
 
@@ -442,7 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
     # SIGTERM (e.g. from a job scheduler) stops training like Ctrl-C: checkpoint, then exit.
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = None
+    if args.command == "train" and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
@@ -452,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             print("stopped; continue with the same command plus --resume", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

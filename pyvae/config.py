@@ -23,7 +23,7 @@ class Configurable:
 
     Inherit from it (before ``nn.Module``) to make your own network loadable by name::
 
-        class MyEncoder(pyvae.Configurable, torch.nn.Module):
+        class MyEncoder(pyvae.config.Configurable, torch.nn.Module):
             def __init__(self, input_shape, z_dim, width=64): ...
     """
 

@@ -284,7 +284,7 @@ def _image_dataset(
     elif binarize == "threshold":
         x, transform = (x > 127).to(torch.uint8), None
     elif binarize == "static":
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)  # callers give train and test other seeds
         x = torch.bernoulli(x.float() / 255, generator=g).to(torch.uint8)
         transform = None
     else:
@@ -371,7 +371,8 @@ def _torchvision(
             items = tqdm(range(len(ds)), desc=f"celeba {split}", unit="image")
             x = torch.stack([ds[i][0] for i in items])
             y, names = ds.attr, ds.attr_names[:40]
-        out.append(_image_dataset(x, torch.as_tensor(y), names, binarize, values, seed))
+        split_seed = seed if train else seed + 1  # independent draws for the test split
+        out.append(_image_dataset(x, torch.as_tensor(y), names, binarize, values, split_seed))
     return out[0], out[1]
 
 
@@ -527,13 +528,9 @@ def _read_image(path: Path) -> torch.Tensor:
 
 
 def _read_image_folder(folder: Path) -> torch.Tensor:
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-    )
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"{folder} holds no image files (.png, .jpg, .jpeg, .bmp, .gif)")
+        raise ValueError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     images = [_read_image(p) for p in files]
     first = images[0].shape
     for p, img in zip(files, images, strict=True):
@@ -610,9 +607,9 @@ def _load_path(
             raise ValueError(f"labels of the wrong length: {len(x)} items but {len(y)} labels")
         train, test = _split(x, y, test_fraction, seed)
     out = []
-    for x_part, y_part in (train, test):
+    for offset, (x_part, y_part) in enumerate((train, test)):
         if x_part.dtype == torch.uint8 and x_part.dim() >= 3:  # 8-bit images
-            out.append(_image_dataset(x_part, y_part, None, binarize, values, seed))
+            out.append(_image_dataset(x_part, y_part, None, binarize, values, seed + offset))
         else:
             if binarize is not None:
                 raise ValueError(f"binarize applies to 8-bit images; {path} holds {x_part.dtype}")
@@ -671,6 +668,11 @@ def load(
     _check_options(binarize, values)
     name = str(name_or_path)
     key = name.lower().replace("-", "_")
+    if key in ("sprites", "binarized_mnist") and (binarize is not None or values != "unit"):
+        raise ValueError(
+            f"{key} is binary already (values 0 and 1): binarize= and values= do not apply; "
+            "use a Bernoulli likelihood"
+        )
     if key == "sprites":
         return _load_sprites(seed=seed, **kwargs)
     if key in DATASETS:

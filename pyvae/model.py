@@ -305,10 +305,14 @@ class VAE(PyroModule):
         return self.likelihood(self.decoder(z), len(self.input_shape))
 
     @torch.no_grad()
-    def reconstruct(self, x: Any, mean: bool = True) -> torch.Tensor:
+    def reconstruct(self, x: Any, mean: bool = True, batch_size: int = 1024) -> torch.Tensor:
         """Decode the posterior mean of each item: E[x|z] (or a draw if ``mean=False``)."""
-        px = self.decode(self.encode(x).mean)
-        return px.mean if mean else px.sample()
+        out = []
+        for xb in self._batches(x, batch_size):  # decode batch by batch: bounded memory
+            loc, _ = self.encoder(self.likelihood.encoder_input(xb))
+            px = self.decode(finite_or_raise(loc, "the posterior mean"))
+            out.append(px.mean if mean else px.sample())
+        return torch.cat(out)
 
     @torch.no_grad()
     def sample(self, n: int, mean: bool = True, temperature: float = 1.0) -> torch.Tensor:

@@ -4,7 +4,8 @@
 :class:`~pyvae.VAE`'s parts, without recording Pyro traces: the same draw of z (the same
 ``rsample`` call, so the same random numbers), the same scaling of the minibatch and of the
 z sites, the same gradients. ``fit`` uses it by default where it is valid (a plain
-``VAE`` whose ``model`` and ``guide`` are not overridden, with the default ELBO) because
+``VAE`` whose ``model`` and ``guide`` are not overridden, with the default ELBO and
+optimizer) because
 tracing costs time on every step; anything else goes through Pyro.
 """
 

@@ -16,8 +16,8 @@ A prior of your own is a few lines::
             self.df = df
 
         def forward(self, encoder=None):
-            zeros = torch.zeros(self.z_dim)
-            return dist.StudentT(self.df, zeros, torch.ones(self.z_dim)).to_event(1)
+            zeros = self._zeros()  # on the prior's device
+            return dist.StudentT(self.df, zeros, torch.ones_like(zeros)).to_event(1)
 """
 
 from __future__ import annotations
@@ -137,8 +137,9 @@ class FlowPrior(Prior):
     By default ``num_flows`` rational-quadratic spline autoregressive transforms
     (``pyro.distributions.transforms.spline_autoregressive``; elementwise splines when
     ``z_dim == 1``). Pass ``transforms`` (a list of Pyro ``TransformModule``) to use your
-    own. The transforms are applied in their inverse (fast, parallel) direction when
-    scoring z, which is what the ELBO needs; sampling uses the forward direction.
+    own. Scoring z (what the ELBO needs) runs each transform forward, its fast, parallel
+    direction; sampling runs the inverses, which for autoregressive transforms is
+    sequential over the z_dim dimensions.
     """
 
     def __init__(

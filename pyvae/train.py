@@ -139,10 +139,11 @@ def fit(
 ) -> dict[str, list[float]]:
     """Train ``vae`` by stochastic variational inference.
 
-    Each step is ``svi.step(x_batch, num_data=N, kl_weight=w)`` with
-    ``pyro.infer.SVI(vae.model, vae.guide, optim, elbo)``: the data plate scales the
-    minibatch to the full dataset, so losses are per dataset and reported here divided by
-    N, in nats per example.
+    Each step is an SVI step on ``vae.model``/``vae.guide`` with ``num_data=N`` and
+    ``kl_weight=w``: the data plate scales the minibatch to the full dataset, so losses
+    are per dataset and reported here divided by N, in nats per example. With a Pyro
+    ``optim`` the step is ``pyro.infer.SVI``'s; by default it is the same update through
+    the fast path described under ``elbo`` and ``optim``.
 
     Args:
         vae: the model to train (in place).
