@@ -50,7 +50,11 @@ def _check_bits(bits: int, limit: float) -> None:
 def encode(vae, data: Any, bits: int = 8, limit: float = 4.0) -> Codes:
     """Quantise E[z|x] of each item to ``bits`` bits per latent dimension."""
     _check_bits(bits, limit)
-    z = vae.encode(data).mean.cpu()
+    return _quantize(vae.encode(data).mean.cpu(), bits, limit)
+
+
+def _quantize(z: torch.Tensor, bits: int, limit: float) -> Codes:
+    """Posterior means ``z`` (N, z_dim) clipped to [-limit, limit] and rounded to 2**bits levels."""
     levels = 2**bits - 1
     q = torch.round((z.clamp(-limit, limit) + limit) / (2 * limit) * levels)
     dtype = torch.uint8 if bits <= 8 else torch.int32
@@ -62,39 +66,51 @@ def decode(vae, codes: Codes, mean: bool = True) -> torch.Tensor:
     """Reconstructions E[x|z] (or draws with ``mean=False``) from quantised codes."""
     if codes.values.dim() != 2 or codes.values.shape[1] != vae.z_dim:
         raise ValueError(f"codes have shape {tuple(codes.values.shape)}, expected (N, {vae.z_dim})")
-    levels = 2**codes.bits - 1
-    z = codes.values.float() / levels * (2 * codes.limit) - codes.limit
-    px = vae.decode(z)
+    px = vae.decode(_dequantize(codes))
     return px.mean if mean else px.sample()
 
 
 @torch.no_grad()
+def _dequantize(codes: Codes) -> torch.Tensor:
+    """The latent codes the integers stand for: 2**bits levels over [-limit, limit]."""
+    levels = 2**codes.bits - 1
+    return codes.values.float() / levels * (2 * codes.limit) - codes.limit
+
+
+@torch.no_grad()
 def rate_distortion(
-    vae, data: Any, bits: tuple[int, ...] = (1, 2, 3, 4, 6, 8), limit: float = 4.0
+    vae,
+    data: Any,
+    bits: tuple[int, ...] = (1, 2, 3, 4, 6, 8),
+    limit: float = 4.0,
+    batch_size: int = 1024,
 ) -> list[dict[str, float]]:
     """For each number of ``bits``: the code size (``bytes_per_item``, ``bits_per_dim``)
     and the distortion (``mse`` of E[x|ẑ] against x, and ``nll``, -log p(x|ẑ) in nats per
-    item). The last row, ``bits = inf``, is the unquantised posterior mean."""
+    item). The last row, ``bits = inf``, is the unquantised posterior mean. Decoded
+    ``batch_size`` items at a time."""
     x = as_tensor(data).float()
+    means = vae.encode(x).mean.cpu()
     rows = []
     for b in (*bits, math.inf):
         if b == math.inf:
-            z = vae.encode(x).mean
-            z_dim_bits = 32
+            z, z_dim_bits = means, 32
         else:
-            codes = encode(vae, x, b, limit)
-            levels = 2**b - 1
-            z = codes.values.float() / levels * (2 * limit) - limit
-            z_dim_bits = b
-        px = vae.decode(z)
-        target = x.to(px.mean.device)
+            _check_bits(b, limit)
+            z, z_dim_bits = _dequantize(_quantize(means, b, limit)), b
+        squared, nll = 0.0, 0.0
+        for zb, xb in zip(z.split(batch_size), x.split(batch_size), strict=True):
+            px = vae.decode(zb)
+            target = xb.to(px.mean.device)
+            squared += float(((px.mean - target) ** 2).flatten(1).mean(1).sum())
+            nll += float(-px.log_prob(target).sum())
         rows.append(
             {
                 "bits": float(b),
                 "bytes_per_item": math.ceil(vae.z_dim * z_dim_bits / 8),
                 "bits_per_dim": vae.z_dim * z_dim_bits / math.prod(vae.input_shape),
-                "mse": float(((px.mean - target) ** 2).flatten(1).mean(1).mean()),
-                "nll": float(-px.log_prob(target).mean()),
+                "mse": squared / len(x),
+                "nll": nll / len(x),
             }
         )
     return rows
