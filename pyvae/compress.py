@@ -10,12 +10,12 @@ the code size and the reconstruction error for several ``bits``.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from .checks import check_int
 from .data import as_tensor
 
 __all__ = ["Codes", "encode", "decode", "rate_distortion"]
@@ -40,7 +40,7 @@ class Codes:
 
 
 def _check_bits(bits: int, limit: float) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 1 <= bits <= 16:
+    if check_int("bits", bits) > 16:
         raise ValueError(f"bits must be an integer in [1, 16], got {bits!r}")
     if not (math.isfinite(limit) and limit > 0):
         raise ValueError(f"limit must be a finite number > 0, got {limit!r}")

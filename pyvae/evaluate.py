@@ -9,7 +9,6 @@ scored in one vectorised pass, for any prior and likelihood (also your own).
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import pyro
@@ -17,6 +16,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
+from .checks import check_int
 from .model import finite_or_raise
 
 __all__ = [
@@ -65,12 +65,6 @@ def _chunk(vae, batch: int, num_samples: int, max_elements: int) -> int:
     return max(1, min(num_samples, max_elements // max(per_draw, 1)))
 
 
-def _check_k(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 @torch.no_grad()
 def log_likelihood(
     vae,
@@ -87,9 +81,9 @@ def log_likelihood(
     ELBO. Draws are scored ``batch_size`` items at a time in chunks of as many draws as
     keep decoder outputs under ``max_elements`` values, so S = 5000 fits in memory.
     """
-    _check_k("num_samples", num_samples)
-    _check_k("batch_size", batch_size)
-    _check_k("max_elements", max_elements)
+    check_int("num_samples", num_samples)
+    check_int("batch_size", batch_size)
+    check_int("max_elements", max_elements)
     out = []
     for xb in vae._batches(data, batch_size, validate_support=True):
         chunk = _chunk(vae, len(xb), num_samples, max_elements)
@@ -109,8 +103,8 @@ def elbo_terms(
     """The ELBO of each item and its two terms, in nats, each of shape ``(N,)``:
     ``reconstruction`` = E_q[log p(x|z)] and ``kl`` = E_q[log q(z|x) - log p(z)] (Monte
     Carlo with ``num_samples`` draws), ``elbo = reconstruction - kl``."""
-    _check_k("num_samples", num_samples)
-    _check_k("batch_size", batch_size)
+    check_int("num_samples", num_samples)
+    check_int("batch_size", batch_size)
     recon, kl = [], []
     for xb in vae._batches(data, batch_size, validate_support=True):
         model_trace, guide_trace = _traces(vae, xb, num_samples)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
+from .checks import check_finite
 from .config import Configurable
 
 _EMPTY = torch.Size()
@@ -85,12 +86,7 @@ class Likelihood(Configurable, PyroModule):
 
     def validate(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` if ``x`` has NaN/inf or lies outside this likelihood's support."""
-        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            raise ValueError(
-                f"{type(self).__name__} likelihood: the data has "
-                f"{int((~torch.isfinite(x)).sum())} NaN or infinite values; "
-                "remove or impute them first"
-            )
+        check_finite(x, f"{type(self).__name__} likelihood: the data")
         ok = self.support.check(x.float() if not x.is_floating_point() else x)
         if not bool(ok.all()):
             bad = x[~ok].flatten()[:5].tolist()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import numbers
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from torch import nn
 from . import likelihoods as _likelihoods
 from . import nets as _nets
 from . import priors as _priors
+from .checks import check_finite, check_int
 from .config import part_spec
 from .data import batches, source
 
@@ -157,9 +157,7 @@ class VAE(PyroModule):
                 e.g. ``prior_kwargs={"components": 50}``,
                 ``likelihood_kwargs={"scale": "learned"}``, ``net_kwargs={"hidden": (256,)}``.
         """
-        if isinstance(z_dim, bool) or not isinstance(z_dim, numbers.Integral) or z_dim < 1:
-            raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
-        z_dim = int(z_dim)
+        z_dim = check_int("z_dim", z_dim)
         for part, value, base in (
             ("prior", prior, _priors.Prior),
             ("likelihood", likelihood, _likelihoods.Likelihood),
@@ -280,8 +278,7 @@ class VAE(PyroModule):
     # ------------------------------------------------------------------ using a trained VAE
     def _batches(self, data: Any, batch_size: int, validate_support: bool = False):
         """Check ``data`` whole, then yield its transformed batches on this VAE's device."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_int("batch_size", batch_size)
         x, transform = source(data)
         self.check_data(x, transform, validate_support=validate_support)
         return batches(x, transform, batch_size, self.device)
@@ -319,8 +316,7 @@ class VAE(PyroModule):
         """Generate ``n`` items: ``z ~ prior``, then E[x|z] (or a draw if ``mean=False``).
 
         ``temperature`` scales the prior's spread (see :func:`pyvae.priors.tempered`)."""
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        check_int("n", n)
         z = _priors.tempered(self.prior(self.encoder), temperature).sample((n,))
         px = self.decode(z)
         return px.mean if mean else px.sample()
@@ -388,11 +384,7 @@ class VAE(PyroModule):
                 f"data items have shape {tuple(x.shape[1:])} (data shape {tuple(x.shape)}) "
                 f"but this VAE was built for input_shape={self.input_shape}{hint}"
             )
-        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            bad = int((~torch.isfinite(x)).sum())
-            raise ValueError(
-                f"the data has {bad} NaN or infinite values; remove or impute them first"
-            )
+        check_finite(x)
         if validate_support:
             self.likelihood.validate(x)
 

@@ -23,7 +23,6 @@ A prior of your own is a few lines::
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import pyro.distributions as dist
@@ -33,6 +32,7 @@ from pyro.nn import PyroModule, PyroParam
 from torch import nn
 from torch.distributions import constraints
 
+from .checks import check_int
 from .config import Configurable
 
 __all__ = [
@@ -55,9 +55,7 @@ class Prior(Configurable, PyroModule):
 
     def __init__(self, z_dim: int):
         super().__init__()
-        if not isinstance(z_dim, numbers.Integral) or isinstance(z_dim, bool) or z_dim < 1:
-            raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
-        self.z_dim = int(z_dim)
+        self.z_dim = check_int("z_dim", z_dim)
         # A zero-size buffer that moves with .to(device) and tells where to create tensors.
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)
 

@@ -29,6 +29,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from .checks import check_int
 from .data import batches, source
 from .model import VAE
 from .objectives import DirectELBO
@@ -111,11 +112,6 @@ def torch_step(
     return loss
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def fit(
     vae: VAE,
     data: Any,
@@ -185,8 +181,8 @@ def fit(
     """
     if not isinstance(vae, VAE):
         raise TypeError(f"fit() trains a pyvae.VAE, got {type(vae).__name__}")
-    _check_int("epochs", epochs, 0)
-    _check_int("batch_size", batch_size, 1)
+    check_int("epochs", epochs, 0)
+    check_int("batch_size", batch_size, 1)
     for name, value in (("lr", lr), ("beta", beta), ("warmup_epochs", warmup_epochs)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a number, got {value!r}")
@@ -198,7 +194,7 @@ def fit(
         raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs!r}")
     if elbo is not None and not isinstance(elbo, ELBO):
         raise TypeError(f"elbo must be a Pyro ELBO instance such as Trace_ELBO(), got {elbo!r}")
-    _check_int("checkpoint_every", checkpoint_every, 1)
+    check_int("checkpoint_every", checkpoint_every, 1)
     if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
         raise ValueError(f"clip_norm must be a number > 0 or None, got {clip_norm!r}")
     if resume and checkpoint_dir is None:

@@ -1,0 +1,25 @@
+"""Argument checks shared by the modules, each raising ``ValueError`` with the fix."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import torch
+
+__all__ = ["check_int", "check_finite"]
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int, or ``ValueError`` unless it is an integer >= ``minimum``
+    (NumPy integers count; booleans do not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_finite(x: torch.Tensor, who: str = "the data") -> None:
+    """``ValueError`` if a floating-point ``x`` holds NaN or infinite values."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{who} has {bad} NaN or infinite values; remove or impute them first")
