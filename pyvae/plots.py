@@ -115,11 +115,16 @@ def _first(data: Any, n: int) -> torch.Tensor:
     return transform(x) if transform is not None else x
 
 
+def _with_reconstructions(vae, data: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` items of ``data`` and their reconstructions, both on the [0, 1]
+    scale for images."""
+    x = _first(data, n).float()
+    return _unit(x), _unit(vae.reconstruct(x))
+
+
 def reconstructions(vae, data: Any, n: int = 16) -> Figure:
     """The first ``n`` items of ``data`` (top) over their reconstructions E[x|z=E[z|x]]."""
-    x = _first(data, n).float()
-    recon = _unit(vae.reconstruct(x))
-    x = _unit(x)
+    x, recon = _with_reconstructions(vae, data, n)
     if _is_image(tuple(x.shape[1:])):
         fig = _Figure(figsize=_panel_size(torch.cat([x, recon]), len(x)))
         _draw(fig.subplots(), torch.cat([x, recon]), len(x), "data (top) / reconstructions")
@@ -134,9 +139,7 @@ def reconstructions(vae, data: Any, n: int = 16) -> Figure:
 
 def reconstructions_and_samples(vae, data: Any, n: int = 8) -> Figure:
     """Left: ``n`` data items over their reconstructions; right: 64 samples."""
-    x = _first(data, n).float()
-    recon = _unit(vae.reconstruct(x))
-    x = _unit(x)
+    x, recon = _with_reconstructions(vae, data, n)
     generated = vae.sample(64).cpu()
     fig = _Figure(figsize=(12, 6))
     ax1, ax2 = fig.subplots(1, 2)
