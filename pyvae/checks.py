@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["check_int", "check_finite"]
+__all__ = ["check_int", "check_finite", "finite_or_raise"]
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -23,3 +23,17 @@ def check_finite(x: torch.Tensor, who: str = "the data") -> None:
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{who} has {bad} NaN or infinite values; remove or impute them first")
+
+
+def finite_or_raise(values: torch.Tensor, what: str) -> torch.Tensor:
+    """``values``, or a ``ValueError`` if any is NaN or infinite (finite data whose
+    magnitude overflows the model), instead of a silently wrong number."""
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        items = int(bad.reshape(len(bad), -1).any(1).sum()) if bad.dim() else 1
+        raise ValueError(
+            f"{what} is NaN or infinite for {items} item(s): their values overflow the "
+            "model in float32; rescale the data (e.g. standardise it) or use a likelihood "
+            "that fits its range"
+        )
+    return values

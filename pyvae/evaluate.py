@@ -16,8 +16,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from .checks import check_int
-from .model import finite_or_raise
+from .checks import check_int, finite_or_raise
 
 __all__ = [
     "log_weights",

@@ -19,7 +19,7 @@ from torch import nn
 from . import likelihoods as _likelihoods
 from . import nets as _nets
 from . import priors as _priors
-from .checks import check_finite, check_int
+from .checks import check_finite, check_int, finite_or_raise
 from .config import part_spec
 from .data import batches, source
 
@@ -387,20 +387,6 @@ class VAE(PyroModule):
         check_finite(x)
         if validate_support:
             self.likelihood.validate(x)
-
-
-def finite_or_raise(values: torch.Tensor, what: str) -> torch.Tensor:
-    """``values``, or a ``ValueError`` if any is NaN or infinite (finite data whose
-    magnitude overflows the model), instead of a silently wrong number."""
-    bad = ~torch.isfinite(values)
-    if bool(bad.any()):
-        items = int(bad.reshape(len(bad), -1).any(1).sum()) if bad.dim() else 1
-        raise ValueError(
-            f"{what} is NaN or infinite for {items} item(s): their values overflow the "
-            "model in float32; rescale the data (e.g. standardise it) or use a likelihood "
-            "that fits its range"
-        )
-    return values
 
 
 def _check_batch(x: Any) -> None:
