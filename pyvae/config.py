@@ -11,11 +11,16 @@ user passes in (never importing a module named in a file).
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Configurable", "part_spec", "build_part", "class_name"]
+__all__ = ["Configurable", "part_spec", "build_part", "find_class", "class_name", "BUILTIN_MODULES"]
+
+#: The modules whose classes (listed in their ``__all__``) a saved file may name without
+#: the user passing them in: parts and VAE variants. A variant module adds itself here.
+BUILTIN_MODULES = ["pyvae.priors", "pyvae.likelihoods", "pyvae.nets", "pyvae.model"]
 
 
 class Configurable:
@@ -70,10 +75,8 @@ def part_spec(part: Any) -> dict[str, Any] | None:
 
 
 def _builtin_classes() -> dict[str, type]:
-    from . import likelihoods, nets, priors
-
     out = {}
-    for module in (priors, likelihoods, nets):
+    for module in map(importlib.import_module, BUILTIN_MODULES):
         for name in module.__all__:
             obj = getattr(module, name)
             if isinstance(obj, type):
@@ -81,12 +84,13 @@ def _builtin_classes() -> dict[str, type]:
     return out
 
 
-def build_part(spec: dict[str, Any], classes: Iterable[type] = ()) -> Any:
-    """Make a part from its spec; its class must be pyvae's or among ``classes``."""
+def find_class(name: str, classes: Iterable[type] = ()) -> type:
+    """The class a saved file names: one of pyvae's own (:data:`BUILTIN_MODULES`) or one
+    of ``classes`` (matched by full or bare name); never an import of the named module."""
+    classes = list(classes)
     known = _builtin_classes()
     known.update({class_name(c): c for c in classes})
     by_qualname = {c.__qualname__: c for c in classes}
-    name = spec["class"]
     cls = known.get(name) or by_qualname.get(name.rsplit(".", 1)[-1])
     if cls is None:
         short = name.rsplit(".", 1)[-1]
@@ -94,4 +98,9 @@ def build_part(spec: dict[str, Any], classes: Iterable[type] = ()) -> Any:
             f"the saved model uses the class {name!r}, which pyvae does not know: pass it in, "
             f"e.g. pyvae.load(path, classes=[{short}])"
         )
-    return cls(*spec["args"], **spec["kwargs"])
+    return cls
+
+
+def build_part(spec: dict[str, Any], classes: Iterable[type] = ()) -> Any:
+    """Make a part from its spec; its class must be pyvae's or among ``classes``."""
+    return find_class(spec["class"], classes)(*spec["args"], **spec["kwargs"])

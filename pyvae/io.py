@@ -16,12 +16,10 @@ from typing import Any
 
 import torch
 
-from .config import build_part
+from .config import build_part, find_class
 from .model import VAE
 
 __all__ = ["save", "load", "read", "atomic_write", "FORMAT_VERSION"]
-
-PARTS = ("encoder", "decoder", "prior", "likelihood")
 
 FORMAT_VERSION = 1
 
@@ -94,15 +92,19 @@ def load(
 ) -> VAE:
     """Load a VAE saved by :func:`save`.
 
-    Parts are rebuilt from the saved config: pyvae's own classes are known; pass your own
-    prior, likelihood or network classes as ``classes=[...]``. For a part whose
-    constructor arguments were not recorded (a plain ``nn.Module``), pass ``vae=``: a
-    freshly built VAE of the same structure, into which the parameters are loaded.
+    The VAE (its class: :class:`VAE` or a variant) and its parts are rebuilt from the
+    saved config: pyvae's own classes are known; pass your own prior, likelihood, network
+    or VAE subclass as ``classes=[...]``. For a part whose constructor arguments were not
+    recorded (a plain ``nn.Module``), pass ``vae=``: a freshly built VAE of the same
+    structure, into which the parameters are loaded.
     """
     payload = read(path, map_location)
     config = payload["config"]
     if vae is None:
-        missing = [part for part in PARTS if config.get(part) is None]
+        cls = find_class(config.get("class", "pyvae.model.VAE"), classes)
+        if not (isinstance(cls, type) and issubclass(cls, VAE)):
+            raise ValueError(f"{path}: {config['class']!r} is not a pyvae.VAE class")
+        missing = [part for part in cls.parts if config.get(part) is None]
         if missing:
             raise ValueError(
                 f"{path}: the {' and '.join(missing)} of this VAE cannot be rebuilt from the "
@@ -110,8 +112,8 @@ def load(
                 "again and pass it as load(path, vae=...), or make the class inherit "
                 "pyvae.config.Configurable"
             )
-        parts = {part: build_part(config[part], classes) for part in PARTS}
-        vae = VAE(**parts, input_shape=config["input_shape"])
+        parts = {part: build_part(config[part], classes) for part in cls.parts}
+        vae = cls(**parts, input_shape=config["input_shape"], **config.get("options", {}))
     try:
         vae.load_state_dict(payload["state_dict"])
     except RuntimeError as e:

@@ -7,7 +7,7 @@ import itertools
 import math
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pyro
 import pyro.distributions as dist
@@ -20,7 +20,7 @@ from . import likelihoods as _likelihoods
 from . import nets as _nets
 from . import priors as _priors
 from .checks import check_finite, check_int, finite_or_raise
-from .config import part_spec
+from .config import class_name, part_spec
 from .data import batches, source
 
 __all__ = ["VAE", "PRIORS", "LIKELIHOODS", "NETS"]
@@ -93,7 +93,16 @@ class VAE(PyroModule):
     Each VAE owns its parameters: they live in its modules under a name unique to the
     instance, so two VAEs in one process never share or overwrite parameters, and a VAE
     built again starts from fresh ones.
+
+    Variants (in their own modules) subclass it: a subclass with more parts lists them in
+    :attr:`parts` (constructor arguments of the same names) and returns its other
+    plain-data constructor arguments from :attr:`options`, so :func:`pyvae.load`
+    rebuilds it.
     """
+
+    #: The parts :attr:`config` records and :func:`pyvae.load` rebuilds, by the names of
+    #: the constructor arguments they are passed as.
+    parts: ClassVar[tuple[str, ...]] = ("encoder", "decoder", "prior", "likelihood")
 
     def __init__(
         self,
@@ -196,16 +205,22 @@ class VAE(PyroModule):
         return cls(encoder, decoder, prior, likelihood, input_shape)
 
     @property
+    def options(self) -> dict[str, Any]:
+        """Constructor arguments other than the parts and ``input_shape``, as plain data
+        (none for the plain VAE; variants with options override this)."""
+        return {}
+
+    @property
     def config(self) -> dict[str, Any]:
-        """How to rebuild this VAE: the input shape and, for each part, its class and
-        constructor arguments (None for a part whose arguments were not recorded, e.g. a
-        plain ``nn.Module``; see :class:`pyvae.config.Configurable`)."""
+        """How to rebuild this VAE: its class, the input shape, its :attr:`options` and,
+        for each of its :attr:`parts`, the part's class and constructor arguments (None
+        for a part whose arguments were not recorded, e.g. a plain ``nn.Module``; see
+        :class:`pyvae.config.Configurable`)."""
         return {
+            "class": class_name(type(self)),
             "input_shape": list(self.input_shape),
-            **{
-                part: part_spec(getattr(self, part))
-                for part in ("encoder", "decoder", "prior", "likelihood")
-            },
+            "options": self.options,
+            **{part: part_spec(getattr(self, part)) for part in self.parts},
         }
 
     # ------------------------------------------------------------------ model and guide

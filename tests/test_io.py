@@ -144,3 +144,38 @@ def test_load_rejects_other_files(tmp_path):
         load(other)
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing.pt")
+
+
+class GatedVAE(VAE):
+    """A VAE subclass with an extra part and a plain-data option, as variants have."""
+
+    parts = (*VAE.parts, "gate")
+
+    def __init__(self, encoder, decoder, prior, likelihood, gate, input_shape=None, width=1.0):
+        super().__init__(encoder, decoder, prior, likelihood, input_shape)
+        self.gate = gate
+        self.width = width
+
+    @property
+    def options(self):
+        return {"width": self.width}
+
+
+def test_vae_subclasses_with_extra_parts_and_options_round_trip(tmp_path):
+    base = small_vae()
+    vae = GatedVAE(
+        base.encoder, base.decoder, base.prior, base.likelihood, nets.MLPEncoder((3,), 2), width=2.5
+    )
+    path = vae.save(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"classes=\[GatedVAE\]"):
+        load(path)
+    loaded = load(path, classes=[GatedVAE])
+    assert type(loaded) is GatedVAE and loaded.width == 2.5
+    assert loaded.config == vae.config
+    for (k, a), b in zip(vae.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["class"] = "pyvae.nets.MLPEncoder"  # a known class, but not a VAE
+    torch.save(payload, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match="not a pyvae.VAE class"):
+        load(tmp_path / "odd.pt")
