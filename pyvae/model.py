@@ -21,7 +21,7 @@ from . import nets as _nets
 from . import priors as _priors
 from .checks import check_finite, check_int, finite_or_raise
 from .config import class_name, part_spec
-from .data import batches, source
+from .data import batches, distinct_values, source
 
 __all__ = ["VAE", "PRIORS", "LIKELIHOODS", "NETS"]
 
@@ -376,15 +376,29 @@ class VAE(PyroModule):
         self, x: torch.Tensor, transform: Any = None, validate_support: bool = True
     ) -> None:
         """Raise a clear error if ``x`` (after the per-batch ``transform``, if any) does not
-        fit this VAE: empty, wrong item shape, NaN/inf, outside the likelihood's support."""
+        fit this VAE: empty, wrong item shape, NaN/inf, outside the likelihood's support.
+
+        An elementwise transform of 8-bit data (:class:`pyvae.data.Scale`,
+        :class:`pyvae.data.DynamicBinarize`) is checked on the data's distinct values
+        (:func:`pyvae.data.distinct_values`) instead of on a transformed copy of it all."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"expected a tensor, got {type(x).__name__}")
-        if transform is not None:
-            for chunk in batches(x, transform, 65536):  # transformed data, chunk by chunk
-                self.check_data(chunk, None, validate_support)
-            return
         if x.dim() == 0 or len(x) == 0:
             raise ValueError("the data is empty: it needs at least one item")
+        if transform is None:
+            self._check_shape(x)
+            check_finite(x)
+            if validate_support:
+                self.likelihood.validate(x)
+            return
+        sample = distinct_values(x) if getattr(transform, "elementwise", False) else None
+        if sample is not None:  # an elementwise transform keeps the shape
+            self._check_shape(x)
+        chunks = [transform(sample)] if sample is not None else batches(x, transform, 65536)
+        for chunk in chunks:
+            self.check_data(chunk, None, validate_support)
+
+    def _check_shape(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape:
             hint = ""
             if tuple(x.shape) == self.input_shape:
@@ -399,9 +413,6 @@ class VAE(PyroModule):
                 f"data items have shape {tuple(x.shape[1:])} (data shape {tuple(x.shape)}) "
                 f"but this VAE was built for input_shape={self.input_shape}{hint}"
             )
-        check_finite(x)
-        if validate_support:
-            self.likelihood.validate(x)
 
 
 def _check_batch(x: Any) -> None:

@@ -61,6 +61,11 @@ class DirectELBO:
             return self.differentiable_loss(x, num_data, kl_weight).item()
 
     def loss_and_grads(self, model, guide, x, num_data=None, kl_weight=1.0) -> float:
+        return self.tensor_loss_and_grads(model, guide, x, num_data, kl_weight).item()
+
+    def tensor_loss_and_grads(self, model, guide, x, num_data=None, kl_weight=1.0) -> torch.Tensor:
+        """Like :meth:`loss_and_grads`, but the loss stays a (detached) tensor on the
+        device, so the caller decides when to synchronise."""
         loss = self.differentiable_loss(x, num_data, kl_weight)
         loss.backward()
-        return loss.item()
+        return loss.detach()

@@ -18,7 +18,7 @@ import torch
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.elbo import ELBO
-from pyro.infer.util import torch_item, zero_grads
+from pyro.infer.util import zero_grads
 from tqdm.auto import tqdm
 
 from .callbacks import Callback
@@ -34,7 +34,7 @@ from .data import batches, source
 from .model import VAE
 from .objectives import DirectELBO
 
-__all__ = ["fit", "kl_weight_schedule", "checked_step", "torch_step"]
+__all__ = ["fit", "kl_weight_schedule", "checked_step", "torch_step", "default_optimizer"]
 
 
 def kl_weight_schedule(step: int, steps_per_epoch: int, beta: float, warmup_epochs: float) -> float:
@@ -51,21 +51,42 @@ _ADVICE = (
 )
 
 
-def _loss_and_grads(loss_and_grads, model, guide, where: str, *args: Any, **kwargs: Any) -> float:
+def _loss_and_grads(
+    loss_and_grads, model, guide, where: str, *args: Any, **kwargs: Any
+) -> torch.Tensor | float:
+    """``loss_and_grads(model, guide, *args, **kwargs)``, with Pyro's NaN/inf validation
+    errors (raised on the first step, while validation is on) named as such."""
     try:
-        return torch_item(loss_and_grads(model, guide, *args, **kwargs))
+        return loss_and_grads(model, guide, *args, **kwargs)
     except ValueError as e:
         if "nan" not in str(e).lower() and "inf" not in str(e).lower():
             raise
         raise FloatingPointError(f"NaN or inf inside the model at {where}: {_ADVICE}") from e
 
 
-def _refuse_non_finite(loss: float, params: Iterable[torch.Tensor], where: str) -> None:
-    """Raise (after clearing the gradients) if the loss or a gradient is NaN or inf."""
-    params = list(params)
-    grads = [p.grad.sum() for p in params if p.grad is not None]
-    if math.isfinite(loss) and (not grads or bool(torch.isfinite(torch.stack(grads).sum()))):
-        return
+def _finite_or_refuse(
+    loss: torch.Tensor | float,
+    params: Iterable[torch.Tensor],
+    where: str,
+    clip_norm: float | None = None,
+) -> float:
+    """The loss as a float, once it and every gradient are known to be finite; else clear
+    the gradients and raise ``FloatingPointError`` naming ``where`` (before any update).
+
+    Clips the gradients to a total norm of ``clip_norm`` if given. The loss and the
+    gradients' norms come off the device in one transfer (one synchronisation per step).
+    """
+    params = [p for p in params if p.grad is not None]
+    if clip_norm is not None:
+        norms = [torch.nn.utils.clip_grad_norm_(params, clip_norm)]
+    else:  # one fused kernel over all gradients; NaN or inf in a gradient -> its norm
+        norms = list(torch._foreach_norm([p.grad for p in params])) if params else []
+    if isinstance(loss, torch.Tensor):
+        loss, *norms = torch.stack([loss.detach().to(norms[0]) if norms else loss, *norms]).tolist()
+    else:
+        norms = torch.stack(norms).tolist() if norms else []
+    if math.isfinite(loss) and all(map(math.isfinite, norms)):
+        return loss
     zero_grads(params)
     what = f"the loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN/inf"
     raise FloatingPointError(f"{what} at {where}: {_ADVICE}")
@@ -84,12 +105,21 @@ def checked_step(
     with poutine.trace(param_only=True) as capture:
         loss = _loss_and_grads(svi.loss_and_grads, svi.model, svi.guide, where, *args, **kwargs)
     params = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
-    _refuse_non_finite(loss, params, where)
-    if clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(list(params), clip_norm)
+    loss = _finite_or_refuse(loss, params, where, clip_norm)
     svi.optim(params)
     zero_grads(params)
     return loss
+
+
+def default_optimizer(vae: VAE, lr: float) -> torch.optim.Adam:
+    """``fit``'s optimizer: Adam over all of the VAE's parameters, with PyTorch's fused
+    kernel (the same update as ``torch.optim.Adam``'s default implementation, in one pass
+    over all parameters) where their device has one, else the default implementation."""
+    params = list(vae.parameters())
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # no fused kernel for these parameters' device or dtype
+        return torch.optim.Adam(params, lr=lr)
 
 
 def torch_step(
@@ -102,11 +132,16 @@ def torch_step(
     **kwargs: Any,
 ) -> float:
     """The same step with a torch optimizer over ``vae.parameters()`` (the VAE owns all its
-    parameters): one multi-tensor update instead of Pyro's one optimizer per parameter."""
-    loss = _loss_and_grads(elbo.loss_and_grads, vae.model, vae.guide, where, *args, **kwargs)
-    _refuse_non_finite(loss, vae.parameters(), where)
-    if clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), clip_norm)
+    parameters): one multi-tensor update instead of Pyro's one optimizer per parameter.
+
+    With :class:`~pyvae.objectives.DirectELBO` the loss stays on the device until the
+    finiteness check, so a step synchronises with the device once, as a hand-written
+    PyTorch step that logs its loss does."""
+    loss_and_grads = (
+        elbo.tensor_loss_and_grads if isinstance(elbo, DirectELBO) else elbo.loss_and_grads
+    )
+    loss = _loss_and_grads(loss_and_grads, vae.model, vae.guide, where, *args, **kwargs)
+    loss = _finite_or_refuse(loss, vae.parameters(), where, clip_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss
@@ -153,10 +188,11 @@ def fit(
             parts without recording traces (same draws, same gradients) for a plain
             ``VAE`` with the default optimizer, else a fresh ``Trace_ELBO()``.
         optim: a Pyro optimizer, used through ``pyro.infer.SVI``. Default (None): the
-            fast path, ``torch.optim.Adam(vae.parameters(), lr)`` stepping on the same
-            ELBO gradients (the VAE owns all its parameters, so this is the same update as
-            ``pyro.optim.Adam`` with one multi-tensor optimizer instead of one per
-            parameter). Pyro's argument checks run on the first step, then are skipped.
+            fast path, :func:`default_optimizer`: ``torch.optim.Adam`` over
+            ``vae.parameters()`` (fused kernel) stepping on the same ELBO gradients (the
+            VAE owns all its parameters, so this is the same update as
+            ``pyro.optim.Adam`` with one fused optimizer instead of one per parameter).
+            Pyro's argument checks run on the first step, then are skipped.
         beta: weight of the KL term (the z sites); beta-VAE for beta != 1.
         warmup_epochs: ramp the KL weight linearly from 0 to ``beta`` over this many epochs.
         seed: seeds torch, NumPy and Python (``pyro.set_rng_seed``) for a reproducible run.
@@ -223,7 +259,7 @@ def fit(
         direct = optim is None and DirectELBO.valid_for(vae)
         elbo = DirectELBO(vae) if direct else Trace_ELBO()
     if optim is None:  # the fast path: torch's Adam over the VAE's own parameters
-        adam = torch.optim.Adam(vae.parameters(), lr=lr)
+        adam = default_optimizer(vae, lr)
 
         def step(where: str, *args: Any, **kwargs: Any) -> float:
             return torch_step(vae, elbo, adam, where, *args, clip_norm=clip_norm, **kwargs)
@@ -301,8 +337,10 @@ def fit(
                 step_count += 1
                 total += loss * len(xb) / n  # each step estimates the full-data loss
                 done = b + 1
+                # the postfix is drawn with the bar's next refresh (at most 10 per second),
+                # not forced every step: a forced redraw per step slows training
+                bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}", refresh=False)
                 bar.update()
-                bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}")
             history["epoch"].append(epoch)
             history["train_elbo"].append(-total / n)
             history["kl_weight"].append(weight)

@@ -251,6 +251,41 @@ def test_dynamic_binarize_transform_probabilities():
     assert "DynamicBinarize" in repr(t)
 
 
+def test_dynamic_binarize_of_bytes_is_within_1_512_of_x_over_255():
+    """The 8-bit path draws each pixel from 8 random bits: P(1) = x/256 below 128 and
+    (x+1)/256 from 128 up, which is what 100,000 draws per level must show (4 sd)."""
+    torch.manual_seed(0)
+    t = data.DynamicBinarize()
+    levels = torch.arange(256, dtype=torch.uint8)
+    draws = t(levels.repeat(100_000, 1))
+    assert draws.dtype == torch.float32 and set(draws.unique().tolist()) == {0.0, 1.0}
+    freq = draws.mean(0).double()
+    grey = levels.double()
+    exact = torch.where(levels < 128, grey, grey + 1) / 256
+    assert freq[0] == 0 and freq[255] == 1
+    assert (exact - grey / 255).abs().max() <= 1 / 512
+    assert torch.all((freq - exact).abs() <= 4 * (exact * (1 - exact) / 100_000).sqrt() + 1e-9)
+    floats = t(levels.float().repeat(20_000, 1))  # float input: the exact Bernoulli(x/255)
+    assert (floats.mean(0) - levels / 255).abs().max() < 0.02
+
+
+def test_distinct_values_stand_for_8_bit_data_in_checks():
+    x = torch.randint(0, 7, (500, 1, 3, 3), dtype=torch.uint8)
+    x[17, 0, 1, 2] = 200
+    sample = data.distinct_values(x)
+    assert sample.shape[1:] == x.shape[1:] and sample.dtype == torch.uint8
+    assert set(sample.unique().tolist()) == set(x.unique().tolist())
+    assert data.distinct_values(x.float()) is None
+    vae = VAE.build(input_shape=(1, 3, 3), z_dim=2, net_kwargs={"hidden": (4,)})
+    vae.check_data(x, data.DynamicBinarize())  # binary after the transform: fine
+    with pytest.raises(ValueError, match="Bernoulli"):
+        vae.check_data(x, data.Scale(1.0))  # the 200 (and 2..6) are not binary
+    with pytest.raises(ValueError, match="input_shape"):
+        vae.check_data(x.reshape(500, 9), data.DynamicBinarize())
+    with pytest.raises(ValueError, match="empty"):
+        vae.check_data(x[:0], data.DynamicBinarize())
+
+
 def test_values_uint8_gives_integers_0_to_255(mnist_root):
     root, arrays = mnist_root
     train, _ = data.load("mnist", root=root, download=False, values="uint8")

@@ -196,27 +196,48 @@ def test_a_non_finite_loss_stops_training_before_the_update(sprites):
     fit(vae, train, epochs=1, progress=False)  # the VAE is still usable
 
 
-def test_fast_path_and_plain_pyro_svi_agree(sprites):
-    """fit's default step (torch Adam over vae.parameters()) and pyro.infer.SVI with
-    pyro.optim.Adam give the same loss and the same parameters for a fixed seed."""
+@pytest.mark.parametrize("objective", ["direct", "trace"])
+def test_fast_path_and_plain_pyro_svi_agree(sprites, objective):
+    """fit's default step (DirectELBO or Trace_ELBO, fused torch Adam over
+    vae.parameters()) and pyro.infer.SVI with pyro.optim.Adam give the same loss and the
+    same parameters for a fixed seed."""
     from pyro.infer import SVI, Trace_ELBO
 
-    from pyvae.train import torch_step
+    from pyvae.objectives import DirectELBO
+    from pyvae.train import default_optimizer, torch_step
 
     train, _ = sprites
     x = train.data[:64].float()
     fast, plain = small_vae("mog"), small_vae("mog")
     plain.load_state_dict(fast.state_dict())
-    adam = torch.optim.Adam(fast.parameters(), lr=1e-2)
+    adam = default_optimizer(fast, lr=1e-2)
+    assert adam.defaults["fused"]  # the CPU has a fused Adam kernel
+    elbo = DirectELBO(fast) if objective == "direct" else Trace_ELBO()
     svi = SVI(plain.model, plain.guide, pyro.optim.Adam({"lr": 1e-2}), Trace_ELBO())
     for _ in range(3):
         pyro.set_rng_seed(5)
-        loss_fast = torch_step(fast, Trace_ELBO(), adam, "test", x, num_data=512)
+        loss_fast = torch_step(fast, elbo, adam, "test", x, num_data=512)
         pyro.set_rng_seed(5)
         loss_plain = svi.step(x, num_data=512)
         assert loss_fast == pytest.approx(loss_plain, rel=1e-5)
     for (k, a), b in zip(fast.state_dict().items(), plain.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), k
+
+
+@pytest.mark.parametrize("clip_norm", [None, 1.0])
+def test_a_non_finite_gradient_with_a_finite_loss_is_refused_before_the_update(sprites, clip_norm):
+    from pyvae.objectives import DirectELBO
+    from pyvae.train import default_optimizer, torch_step
+
+    vae = small_vae()
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    vae.decoder.net[-1].bias.register_hook(lambda g: g * float("nan"))
+    adam = default_optimizer(vae, lr=1e-2)
+    x = sprites[0].data[:32]
+    with pytest.raises(FloatingPointError, match="a gradient became NaN/inf at here"):
+        torch_step(vae, DirectELBO(vae), adam, "here", x, num_data=512, clip_norm=clip_norm)
+    assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+    assert all(p.grad is None or not p.grad.any() for p in vae.parameters())
 
 
 def test_fit_with_a_pyro_optimizer_uses_svi(sprites):
