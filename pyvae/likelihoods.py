@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
+from torch.distributions.utils import _sum_rightmost, broadcast_all
 
 from .checks import check_finite
 from .config import Configurable
@@ -42,6 +43,7 @@ _EMPTY = torch.Size()
 __all__ = [
     "Likelihood",
     "Bernoulli",
+    "IndependentBernoulli",
     "ContinuousBernoulli",
     "Gaussian",
     "Laplace",
@@ -133,10 +135,25 @@ class Bernoulli(Likelihood):
 
     def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
         fn = dist.Bernoulli(logits=raw, validate_args=False if self.soft_targets else None)
-        return fn.to_event(event_dim)
+        return IndependentBernoulli(fn, event_dim) if event_dim else fn
 
     def extra_repr(self) -> str:
         return f"soft_targets={self.soft_targets}"
+
+
+class IndependentBernoulli(dist.Independent):
+    """``Bernoulli(logits=...).to_event(n)`` whose ``log_prob`` sums the binary
+    cross-entropy over the event dims before negating it: the same numbers as
+    ``Independent``'s, with one pass fewer over the data-sized tensor (in training and
+    in importance sampling, where that tensor is the largest)."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        base = self.base_dist
+        if base._validate_args:
+            base._validate_sample(value)
+        logits, value = broadcast_all(base.logits, value)
+        bce = F.binary_cross_entropy_with_logits(logits, value, reduction="none")
+        return -_sum_rightmost(bce, self.reinterpreted_batch_ndims)
 
 
 class ContinuousBernoulli(Likelihood):

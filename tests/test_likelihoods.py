@@ -407,3 +407,23 @@ def test_default_encoder_input_is_float():
     out = L.Bernoulli().encoder_input(x)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, torch.tensor([0.0, 1.0]))
+
+
+def test_independent_bernoulli_matches_bernoulli_to_event():
+    """The Bernoulli likelihood's distribution negates after summing over the event dims:
+    the same log-probabilities and gradients as Bernoulli(logits).to_event(n)."""
+    raw = torch.randn(5, 4, 1, 3, 3, requires_grad=True)
+    x = torch.bernoulli(torch.full((4, 1, 3, 3), 0.3))
+    fn = L.Bernoulli()(raw, 3)
+    ref = td.Independent(td.Bernoulli(logits=raw), 3)
+    assert isinstance(fn, L.IndependentBernoulli)
+    assert fn.batch_shape == ref.batch_shape and fn.event_shape == ref.event_shape
+    (g,) = torch.autograd.grad(fn.log_prob(x).sum(), raw)
+    (g_ref,) = torch.autograd.grad(ref.log_prob(x).sum(), raw)
+    assert torch.allclose(fn.log_prob(x), ref.log_prob(x)) and torch.allclose(g, g_ref)
+    assert isinstance(fn.expand((2, 5, 4)), L.IndependentBernoulli)
+    with pytest.raises(ValueError, match="support"):
+        fn.log_prob(x * 0.5)  # grey levels are refused ...
+    soft = L.Bernoulli(soft_targets=True)(raw, 3)  # ... unless asked for
+    bce = F.binary_cross_entropy_with_logits(raw, (x * 0.5).expand_as(raw), reduction="none")
+    assert torch.allclose(soft.log_prob(x * 0.5), -bce.sum((-3, -2, -1)))
