@@ -32,7 +32,7 @@ def hand_written(vae: VAE, x: torch.Tensor, k: int, batch: int, chunk: int) -> t
         pieces = []
         for start in range(0, k, chunk):
             s = min(chunk, k - start)
-            z = loc + scale * torch.randn(s, *loc.shape)
+            z = loc + scale * torch.randn(s, *loc.shape, device=loc.device)
             logits = vae.decoder(z)
             log_px = -F.binary_cross_entropy_with_logits(
                 logits, xb.expand_as(logits), reduction="none"
@@ -50,7 +50,9 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--n", type=int, default=200, help="test images")
     parser.add_argument("--train-epochs", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     train, test = data.load("mnist", root=args.root, binarize="static")
     pyro.set_rng_seed(0)
@@ -62,20 +64,25 @@ def main() -> None:
     )
     from pyvae import fit
 
-    fit(vae, train.data.flatten(1), epochs=args.train_epochs, progress=False)
-    x = test.data[: args.n].flatten(1).float()
+    fit(vae, train.data.flatten(1), epochs=args.train_epochs, progress=False, device=args.device)
+    x = test.data[: args.n].flatten(1).float().to(args.device)
     batch = 64
     chunk = evaluate._chunk(vae, batch, args.num_samples, evaluate.MAX_ELEMENTS)
 
+    hand_written(vae, x[:batch], min(args.num_samples, chunk), batch, chunk)  # warm up
+    evaluate.log_likelihood(vae, x[:batch], num_samples=min(args.num_samples, chunk))
+    sync()
     start = time.perf_counter()
     ours = evaluate.log_likelihood(vae, x, num_samples=args.num_samples, batch_size=batch)
+    sync()
     t_ours = time.perf_counter() - start
     start = time.perf_counter()
     ref = hand_written(vae, x, args.num_samples, batch, chunk)
+    sync()
     t_ref = time.perf_counter() - start
     print(
         f"{args.n} images, K={args.num_samples}, batch {batch}, {chunk} draws per pass, "
-        f"torch threads {torch.get_num_threads()}"
+        f"device {args.device}, torch threads {torch.get_num_threads()}"
     )
     print(f"  hand-written PyTorch: {t_ref:7.2f} s   mean log p(x) {float(ref.mean()):.3f}")
     print(f"  pyvae               : {t_ours:7.2f} s   mean log p(x) {float(ours.mean()):.3f}")

@@ -137,7 +137,7 @@ def test_two_vaes_are_independent_and_rebuilding_starts_fresh(binary_data):
     fit(b, binary_data, epochs=1, batch_size=10, progress=False)
     assert any(not torch.equal(b_before[k], v) for k, v in b.state_dict().items())
     # Pyro sees the module's own tensors (not a stale store entry) when it traces the model.
-    a.elbo(binary_data)
+    pyro.infer.Trace_ELBO().loss(a.model, a.guide, binary_data.float())
     store = pyro.get_param_store()
     for name, p in a.named_parameters():
         stored = [store._params[k] for k in store.keys() if k.startswith(a._pyro_name + ".")]
@@ -158,7 +158,7 @@ def test_garbage_collected_vae_leaves_the_param_store(binary_data):
 
     vae = small_vae()
     name = vae._pyro_name
-    vae.elbo(binary_data)  # tracing the model registers its parameters with Pyro
+    pyro.infer.Trace_ELBO().loss(vae.model, vae.guide, binary_data.float())  # registers them
     assert any(k.startswith(name + ".") for k in pyro.get_param_store().keys())
     del vae
     gc.collect()
