@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
 import torch
 
-__all__ = ["check_int", "check_finite", "finite_or_raise"]
+__all__ = ["check_int", "check_finite", "finite_or_raise", "non_finite_step", "STEP_ADVICE"]
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -37,3 +38,16 @@ def finite_or_raise(values: torch.Tensor, what: str) -> torch.Tensor:
             "that fits its range"
         )
     return values
+
+
+STEP_ADVICE = (
+    "likely causes: a learning rate too high, a likelihood scale collapsing (use a "
+    "floor: min_scale), or extreme data values; the parameters were not updated"
+)
+
+
+def non_finite_step(loss: float, where: str) -> FloatingPointError:
+    """The error for a training step whose loss (or, if the loss is finite, a gradient)
+    is NaN or infinite, naming ``where`` (epoch and batch) and the likely causes."""
+    what = f"the loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN/inf"
+    return FloatingPointError(f"{what} at {where}: {STEP_ADVICE}")

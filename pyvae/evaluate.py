@@ -48,21 +48,32 @@ def _traces(vae, x: torch.Tensor, num_samples: int):
     return model_trace, guide_trace
 
 
-def _terms(vae, x: torch.Tensor, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(x|z_s) and log q(z_s|x) - log p(z_s) for ``num_samples`` draws z_s ~ q(z|x) of
-    each item of the batch ``x``, each of shape ``(num_samples, B)``.
+def _scorer(vae, x: torch.Tensor):
+    """A function ``score(num_samples) -> (log p(x|z_s), log q(z_s|x) - log p(z_s))`` for
+    fresh draws z_s ~ q(z|x) of each item of the batch ``x``, each of shape
+    ``(num_samples, B)``.
 
-    For a plain :class:`~pyvae.VAE` they are computed straight from its parts (as
-    :class:`~pyvae.objectives.DirectELBO` does; the same draws as the traced path), else
-    from Pyro traces of its guide and model, which holds for any model and guide."""
-    shape = (num_samples, len(x))
-    if DirectELBO.valid_for(vae):
-        loc, scale = vae.encoder(vae.likelihood.encoder_input(x))
-        q = pyro.distributions.Normal(loc, scale).to_event(1)
+    For a plain :class:`~pyvae.VAE` the terms come straight from its parts (as
+    :class:`~pyvae.objectives.DirectELBO` computes them, with the same draws as the traced
+    path), q(z|x) and p(z) built once for the batch; otherwise from Pyro traces of its
+    guide and model, which holds for any model and guide."""
+    if not DirectELBO.valid_for(vae):
+        return lambda num_samples: _traced_terms(vae, x, num_samples)
+    loc, scale = vae.encoder(vae.likelihood.encoder_input(x))
+    q = pyro.distributions.Normal(loc, scale).to_event(1)
+    prior = vae.prior(vae.encoder)
+    xf = x if x.is_floating_point() else x.float()
+
+    def score(num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
         z = q.rsample((num_samples,))
-        px = vae.likelihood(vae.decoder(z), len(vae.input_shape))
-        log_px = px.log_prob(x if x.is_floating_point() else x.float())
-        return log_px.expand(shape), (q.log_prob(z) - vae.prior(vae.encoder).log_prob(z))
+        log_px = vae.likelihood(vae.decoder(z), len(vae.input_shape)).log_prob(xf)
+        return log_px.expand(num_samples, len(x)), q.log_prob(z) - prior.log_prob(z)
+
+    return score
+
+
+def _traced_terms(vae, x: torch.Tensor, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = (num_samples, len(x))
     model_trace, guide_trace = _traces(vae, x, num_samples)
     recon = torch.zeros(shape, device=x.device)
     kl = torch.zeros(shape, device=x.device)
@@ -80,7 +91,7 @@ def _terms(vae, x: torch.Tensor, num_samples: int) -> tuple[torch.Tensor, torch.
 def log_weights(vae, x: torch.Tensor, num_samples: int) -> torch.Tensor:
     """log p(x, z_s) - log q(z_s | x) for ``num_samples`` draws z_s ~ q(z|x) of each item of
     the batch ``x``: shape ``(num_samples, B)``."""
-    recon, kl = _terms(vae, x, num_samples)
+    recon, kl = _scorer(vae, x)(num_samples)
     return recon - kl
 
 
@@ -111,10 +122,11 @@ def log_likelihood(
     out = []
     for xb in vae._batches(data, batch_size, validate_support=True):
         chunk = _chunk(vae, len(xb), num_samples, max_elements)
+        score = _scorer(vae, xb)
         pieces = []
         for start in range(0, num_samples, chunk):
-            s = min(chunk, num_samples - start)
-            pieces.append(torch.logsumexp(log_weights(vae, xb, s), dim=0))
+            recon, kl = score(min(chunk, num_samples - start))
+            pieces.append(torch.logsumexp(recon - kl, dim=0))
         ll = torch.logsumexp(torch.stack(pieces), dim=0) - math.log(num_samples)
         out.append(finite_or_raise(ll, "the log-likelihood"))
     return torch.cat(out)
@@ -131,7 +143,7 @@ def elbo_terms(
     check_int("batch_size", batch_size)
     recon, kl = [], []
     for xb in vae._batches(data, batch_size, validate_support=True):
-        r, k = _terms(vae, xb, num_samples)
+        r, k = _scorer(vae, xb)(num_samples)
         recon.append(finite_or_raise(r.mean(0), "the reconstruction term"))
         kl.append(finite_or_raise(k.mean(0), "the KL term"))
     recon_t, kl_t = torch.cat(recon), torch.cat(kl)

@@ -52,7 +52,7 @@ class DirectELBO:
         z = q.rsample()
         log_px = vae.likelihood(vae.decoder(z), len(vae.input_shape)).log_prob(x)
         elbo = log_px.sum()
-        if kl_weight != 0:
+        if isinstance(kl_weight, torch.Tensor) or kl_weight != 0:  # a tensor: in a CUDA graph
             elbo = elbo + kl_weight * (vae.prior(vae.encoder).log_prob(z) - q.log_prob(z)).sum()
         return -elbo * ((num_data or len(x)) / len(x))
 

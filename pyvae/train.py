@@ -29,7 +29,8 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .checks import check_int
+from .checks import STEP_ADVICE, check_int, non_finite_step
+from .cuda_graph import GraphedStep
 from .data import batches, source
 from .model import VAE
 from .objectives import DirectELBO
@@ -45,12 +46,6 @@ def kl_weight_schedule(step: int, steps_per_epoch: int, beta: float, warmup_epoc
     return beta * min(1.0, step / (warmup_epochs * steps_per_epoch))
 
 
-_ADVICE = (
-    "likely causes: a learning rate too high, a likelihood scale collapsing (use a "
-    "floor: min_scale), or extreme data values; the parameters were not updated"
-)
-
-
 def _loss_and_grads(
     loss_and_grads, model, guide, where: str, *args: Any, **kwargs: Any
 ) -> torch.Tensor | float:
@@ -61,7 +56,7 @@ def _loss_and_grads(
     except ValueError as e:
         if "nan" not in str(e).lower() and "inf" not in str(e).lower():
             raise
-        raise FloatingPointError(f"NaN or inf inside the model at {where}: {_ADVICE}") from e
+        raise FloatingPointError(f"NaN or inf inside the model at {where}: {STEP_ADVICE}") from e
 
 
 def _finite_or_refuse(
@@ -88,8 +83,7 @@ def _finite_or_refuse(
     if math.isfinite(loss) and all(map(math.isfinite, norms)):
         return loss
     zero_grads(params)
-    what = f"the loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN/inf"
-    raise FloatingPointError(f"{what} at {where}: {_ADVICE}")
+    raise non_finite_step(loss, where)
 
 
 def checked_step(
@@ -114,10 +108,12 @@ def checked_step(
 def default_optimizer(vae: VAE, lr: float) -> torch.optim.Adam:
     """``fit``'s optimizer: Adam over all of the VAE's parameters, with PyTorch's fused
     kernel (the same update as ``torch.optim.Adam``'s default implementation, in one pass
-    over all parameters) where their device has one, else the default implementation."""
+    over all parameters) where their device has one, else the default implementation. On
+    CUDA it is capturable, so that a CUDA graph can replay it
+    (:class:`pyvae.cuda_graph.GraphedStep`)."""
     params = list(vae.parameters())
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, fused=True, capturable=params[0].is_cuda)
     except RuntimeError:  # no fused kernel for these parameters' device or dtype
         return torch.optim.Adam(params, lr=lr)
 
@@ -136,7 +132,8 @@ def torch_step(
 
     With :class:`~pyvae.objectives.DirectELBO` the loss stays on the device until the
     finiteness check, so a step synchronises with the device once, as a hand-written
-    PyTorch step that logs its loss does."""
+    PyTorch step that logs its loss does. (On CUDA, ``fit`` replays this step from a
+    CUDA graph: :class:`pyvae.cuda_graph.GraphedStep`.)"""
     loss_and_grads = (
         elbo.tensor_loss_and_grads if isinstance(elbo, DirectELBO) else elbo.loss_and_grads
     )
@@ -263,6 +260,9 @@ def fit(
 
         def step(where: str, *args: Any, **kwargs: Any) -> float:
             return torch_step(vae, elbo, adam, where, *args, clip_norm=clip_norm, **kwargs)
+
+        if device.type == "cuda" and isinstance(elbo, DirectELBO):  # replay a CUDA graph
+            step = GraphedStep(vae, elbo, adam, step, clip_norm)
     else:  # pyro.infer.SVI with the given Pyro optimizer
         svi = SVI(vae.model, vae.guide, optim, elbo)
 
@@ -283,7 +283,10 @@ def fit(
                 "VAE to resume, or use another checkpoint_dir"
             )
         vae.load_state_dict(saved["state_dict"])
+        flags = {k: adam.defaults[k] for k in ("fused", "capturable")}
         adam.load_state_dict(saved["optimizer"])
+        for group in adam.param_groups:  # the kernels for this device, not the saver's
+            group.update(flags)
         if set(saved["history"]) != set(history):
             raise ValueError(
                 f"{checkpoint} recorded {sorted(saved['history'])}; resume with the same "
