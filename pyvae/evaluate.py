@@ -3,7 +3,8 @@ active latent units and KL per latent dimension.
 
 Everything works from Pyro traces of ``vae.guide`` and ``vae.model`` run inside an extra
 ``pyro.plate("particles", S, dim=-2)``, so S draws of z for a batch of B items are
-scored in one vectorised pass, for any prior and likelihood (also your own).
+scored in one vectorised pass, for any prior and likelihood (also your own). A variant's
+side information (labels, a context) is passed to both by name, as in ``fit``.
 """
 
 from __future__ import annotations
@@ -35,21 +36,23 @@ def _sites(trace) -> list[dict]:
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
 
 
-def _traces(vae, x: torch.Tensor, num_samples: int):
+def _traces(vae, x: torch.Tensor, num_samples: int, **side: Any):
     """Guide and replayed model traces with ``num_samples`` particles, log-probs computed."""
     with pyro.plate("particles", num_samples, dim=-2):
-        guide_trace = poutine.trace(vae.guide).get_trace(x)
-        model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(x)
+        guide_trace = poutine.trace(vae.guide).get_trace(x, **side)
+        model = poutine.replay(vae.model, trace=guide_trace)
+        model_trace = poutine.trace(model).get_trace(x, **side)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
     return model_trace, guide_trace
 
 
 @torch.no_grad()
-def log_weights(vae, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+def log_weights(vae, x: torch.Tensor, num_samples: int, **side: Any) -> torch.Tensor:
     """log p(x, z_s) - log q(z_s | x) for ``num_samples`` draws z_s ~ q(z|x) of each item of
-    the batch ``x``: shape ``(num_samples, B)``."""
-    model_trace, guide_trace = _traces(vae, x, num_samples)
+    the batch ``x``: shape ``(num_samples, B)``. ``side``: the batch's side information
+    (e.g. ``c=...``) for a variant that takes it."""
+    model_trace, guide_trace = _traces(vae, x, num_samples, **side)
     shape = (num_samples, len(x))
     out = torch.zeros(shape, device=x.device)
     for site in _sites(model_trace):
@@ -71,6 +74,7 @@ def log_likelihood(
     num_samples: int = 1000,
     batch_size: int = 64,
     max_elements: int = MAX_ELEMENTS,
+    **side: Any,
 ) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) for each item, in nats: shape ``(N,)``.
 
@@ -79,17 +83,18 @@ def log_likelihood(
     stochastic lower bound whose expectation rises towards log p(x) as S grows; S = 1 is the
     ELBO. Draws are scored ``batch_size`` items at a time in chunks of as many draws as
     keep decoder outputs under ``max_elements`` values, so S = 5000 fits in memory.
+    ``side``: a variant's side information by name, if not in ``data``'s targets.
     """
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     check_int("max_elements", max_elements)
     out = []
-    for xb in vae._batches(data, batch_size, validate_support=True):
+    for xb, sb in vae._batches(data, batch_size, validate_support=True, **side):
         chunk = _chunk(vae, len(xb), num_samples, max_elements)
         pieces = []
         for start in range(0, num_samples, chunk):
             s = min(chunk, num_samples - start)
-            pieces.append(torch.logsumexp(log_weights(vae, xb, s), dim=0))
+            pieces.append(torch.logsumexp(log_weights(vae, xb, s, **sb), dim=0))
         ll = torch.logsumexp(torch.stack(pieces), dim=0) - math.log(num_samples)
         out.append(finite_or_raise(ll, "the log-likelihood"))
     return torch.cat(out)
@@ -97,7 +102,7 @@ def log_likelihood(
 
 @torch.no_grad()
 def elbo_terms(
-    vae, data: Any, num_samples: int = 1, batch_size: int = 256
+    vae, data: Any, num_samples: int = 1, batch_size: int = 256, **side: Any
 ) -> dict[str, torch.Tensor]:
     """The ELBO of each item and its two terms, in nats, each of shape ``(N,)``:
     ``reconstruction`` = E_q[log p(x|z)] and ``kl`` = E_q[log q(z|x) - log p(z)] (Monte
@@ -105,8 +110,8 @@ def elbo_terms(
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     recon, kl = [], []
-    for xb in vae._batches(data, batch_size, validate_support=True):
-        model_trace, guide_trace = _traces(vae, xb, num_samples)
+    for xb, sb in vae._batches(data, batch_size, validate_support=True, **side):
+        model_trace, guide_trace = _traces(vae, xb, num_samples, **sb)
         shape = (num_samples, len(xb))
         r = torch.zeros(shape, device=xb.device)
         k = torch.zeros(shape, device=xb.device)
