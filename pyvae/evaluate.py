@@ -44,6 +44,14 @@ def _traces(vae, x: torch.Tensor, num_samples: int, **side: Any):
         model_trace = poutine.trace(model).get_trace(x, **side)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
+    for site in _sites(model_trace) + _sites(guide_trace):
+        if site["log_prob"].shape[-1:] not in ((), (1,), (len(x),)):
+            raise ValueError(
+                f"{type(vae).__name__}'s site {site['name']!r} does not hold one value per "
+                f"item of the batch ({tuple(site['log_prob'].shape)}): pyvae.evaluate scores "
+                "models whose sites lie in one plate over the batch; use the VAE's own "
+                "elbo() and log_likelihood()"
+            )
     return model_trace, guide_trace
 
 

@@ -14,7 +14,7 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from pyro.poutine.util import site_is_subsample
 
-from pyvae import ConditionalVAE, SemiSupervisedVAE, data, fit, load
+from pyvae import ConditionalVAE, SemiSupervisedVAE, data, evaluate, fit, load
 from pyvae.semisupervised import SemiSupervisedELBO
 
 SHAPE = (1, 8, 8)
@@ -207,3 +207,9 @@ def test_labels_are_checked_and_data_without_them_is_unlabelled():
     torch.testing.assert_close(m2.elbo(x, y=torch.full((4,), -1), reduction="none"), a)
     with pytest.raises(ValueError, match="alpha"):
         small_m2(alpha=-1.0)
+
+
+def test_evaluate_refuses_a_batch_split_into_labelled_and_unlabelled_items():
+    m2 = small_m2()
+    with pytest.raises(ValueError, match="site 'y_labelled' does not hold one value per item"):
+        evaluate.elbo_terms(m2, binary(4), y=torch.tensor([0, -1, 1, -1]))
