@@ -98,7 +98,7 @@ class ConditionalVAE(VAE):
                 "a VampPrior's pseudo-inputs carry no context c: use the normal, mog or flow "
                 "prior with a ConditionalVAE"
             )
-        self.num_classes = num_classes
+        self.num_classes = dim if num_classes is not None else None
         self.context_dim = dim
         shape = self.input_shape
         flat, channels = (math.prod(shape) + dim,), (shape[0] + dim, *shape[1:])
