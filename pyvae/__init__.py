@@ -10,6 +10,7 @@ from . import (
     anomaly,
     callbacks,
     compress,
+    conditional,
     config,
     data,
     evaluate,
@@ -17,21 +18,27 @@ from . import (
     nets,
     plots,
     priors,
+    semisupervised,
 )
+from .conditional import ConditionalVAE
 from .io import load, save
 from .model import LIKELIHOODS, NETS, PRIORS, VAE
+from .semisupervised import SemiSupervisedVAE
 from .train import fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "VAE",
+    "ConditionalVAE",
+    "SemiSupervisedVAE",
     "fit",
     "load",
     "save",
     "anomaly",
     "callbacks",
     "compress",
+    "conditional",
     "config",
     "data",
     "evaluate",
@@ -39,6 +46,7 @@ __all__ = [
     "likelihoods",
     "nets",
     "plots",
+    "semisupervised",
     "PRIORS",
     "LIKELIHOODS",
     "NETS",

@@ -5,23 +5,27 @@ compact in memory (uint8) and is converted per batch, on the training device, by
 dataset's ``transform`` (e.g. to [0, 1], or a fresh binarization each time).
 
 ``fit``, ``encode``, ``elbo`` and the plots accept an :class:`ArrayDataset`, a tensor, a
-NumPy array or any ``torch.utils.data.Dataset`` whose items are ``x`` or ``(x, label,
-...)``.
+NumPy array, a pair ``(x, targets)`` of them or any ``torch.utils.data.Dataset`` whose items
+are ``x`` or ``(x, label, ...)``. Variants that take per-item side information (labels
+``y``, a context ``c``) read it from the data's targets (:func:`targets`).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from .checks import check_int
 
 __all__ = [
     "ArrayDataset",
@@ -30,7 +34,11 @@ __all__ = [
     "as_tensor",
     "distinct_values",
     "source",
+    "targets",
     "batches",
+    "side_batches",
+    "hide_labels",
+    "UNLABELLED",
     "load",
     "make_sprites",
     "read_idx",
@@ -43,6 +51,9 @@ __all__ = [
 #: The generating factors of ``sprites``, in the column order of its labels.
 SPRITE_FACTORS = ("shape", "scale", "orientation", "pos_x", "pos_y")
 SPRITE_SHAPES = ("square", "ellipse", "heart")
+
+#: The label of an item whose label is unknown (semi-supervised data; see :func:`hide_labels`).
+UNLABELLED = -1
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 BINARIZE_OPTIONS = (None, "threshold", "static", "dynamic")
@@ -169,6 +180,12 @@ class ArrayDataset(Dataset):
         targets = None if self.targets is None else self.targets[index]
         return ArrayDataset(self.data[index], targets, self.factor_names, self.transform)
 
+    def with_targets(self, targets: Any, names: Sequence[str] | None = None) -> ArrayDataset:
+        """The same items (data and transform shared, not copied) with other ``targets``,
+        e.g. one label column: ``sprites.with_targets(sprites.targets[:, 0].long(),
+        data.SPRITE_SHAPES)``."""
+        return ArrayDataset(self.data, targets, names, self.transform)
+
     def __repr__(self) -> str:
         extra = f", transform={self.transform!r}" if self.transform is not None else ""
         return f"ArrayDataset(n={len(self)}, shape={self.shape}, dtype={self.data.dtype}{extra})"
@@ -186,6 +203,8 @@ def source(data: Any) -> tuple[torch.Tensor, Callable | None]:
             raise TypeError(f"a NumPy array of dtype {data.dtype} is not numeric data")
         x = torch.from_numpy(np.ascontiguousarray(data))
     elif isinstance(data, (list, tuple)):
+        if len(data) == 2 and all(isinstance(d, (torch.Tensor, np.ndarray)) for d in data):
+            return source(data[0])  # a pair (x, targets); targets() reads the second
         raise TypeError(
             f"cannot use a {type(data).__name__} as data: pass a torch.Tensor or NumPy array "
             "(e.g. torch.tensor(data)); for a batch from a DataLoader use x, _ = batch"
@@ -222,6 +241,63 @@ def source(data: Any) -> tuple[torch.Tensor, Callable | None]:
     return x, None
 
 
+def targets(data: Any) -> torch.Tensor | None:
+    """The per-item targets (labels or any side information) of ``data``, or None.
+
+    ``ArrayDataset.targets``; the second of a pair ``(x, targets)``; the second tensor of a
+    ``TensorDataset``; the second element of a Dataset's ``(x, label, ...)`` items. A
+    tensor or NumPy array alone has none.
+    """
+    if isinstance(data, ArrayDataset):
+        return data.targets
+    if isinstance(data, (list, tuple)):
+        return torch.as_tensor(data[1]) if len(data) == 2 else None
+    if isinstance(data, torch.utils.data.TensorDataset):
+        return data.tensors[1] if len(data.tensors) > 1 else None
+    if isinstance(data, Dataset) and not isinstance(data, torch.Tensor):
+        items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
+        if not items or not all(isinstance(it, (tuple, list)) and len(it) > 1 for it in items):
+            return None
+        return torch.stack([torch.as_tensor(np.asarray(it[1])) for it in items])
+    return None
+
+
+def hide_labels(data: Any, per_class: int, seed: int = 0) -> ArrayDataset:
+    """Semi-supervised data: ``data`` with the labels of all but ``per_class`` items of each
+    class replaced by :data:`UNLABELLED` (-1).
+
+    The kept items are drawn at random in each class (stratified), reproducibly for a
+    ``seed``; e.g. ``per_class=10`` keeps 100 MNIST labels. ``data`` needs one integer
+    class label per item (its :func:`targets`, shape ``(N,)``). Returns an
+    :class:`ArrayDataset` sharing the data (and transform) of ``data``.
+    """
+    check_int("per_class", per_class, 0)
+    labels = targets(data)
+    integral = labels is not None and bool((labels == labels.round()).all())
+    if labels is None or labels.dim() != 1 or not integral:
+        shape = None if labels is None else tuple(labels.shape)
+        raise ValueError(
+            f"hide_labels needs one integer class label per item; the data's targets are "
+            f"{shape} (for several label columns pick one: dataset.with_targets("
+            "dataset.targets[:, 0].long()))"
+        )
+    labels = labels.long()
+    g = torch.Generator().manual_seed(seed)
+    kept = torch.full_like(labels, UNLABELLED)
+    for label in labels[labels != UNLABELLED].unique().tolist():
+        where = (labels == label).nonzero().squeeze(1)
+        if len(where) < per_class:
+            raise ValueError(
+                f"class {label} has {len(where)} labelled items, fewer than per_class={per_class}"
+            )
+        keep = where[torch.randperm(len(where), generator=g)[:per_class]]
+        kept[keep] = label
+    if isinstance(data, ArrayDataset):
+        return data.with_targets(kept, data.factor_names)
+    x, transform = source(data)
+    return ArrayDataset(x, kept, transform=transform)
+
+
 def as_tensor(data: Any) -> torch.Tensor:
     """All of ``data`` as one tensor ``(N, *shape)``, with the dataset's transform applied.
 
@@ -246,6 +322,27 @@ def batches(
         )
         xb = xb.to(device, non_blocking=True) if device is not None else xb
         yield transform(xb) if transform is not None else xb
+
+
+def side_batches(
+    side: Mapping[str, torch.Tensor],
+    batch_size: int,
+    device: torch.device | str | None = None,
+    order: torch.Tensor | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The per-item side information ``side`` (e.g. ``{"y": labels}``, each ``(N, ...)``)
+    of each minibatch that :func:`batches` yields with the same ``batch_size`` and
+    ``order``, as keyword arguments for a VAE's model and guide; endless ``{}`` when
+    ``side`` is empty (a VAE of x alone)."""
+    if not side:
+        return itertools.repeat({})
+    n = len(next(iter(side.values()))) if order is None else len(order)
+
+    def pick(v: torch.Tensor, start: int) -> torch.Tensor:
+        v = v[start : start + batch_size] if order is None else v[order[start : start + batch_size]]
+        return v.to(device, non_blocking=True) if device is not None else v
+
+    return ({k: pick(v, start) for k, v in side.items()} for start in range(0, n, batch_size))
 
 
 # --------------------------------------------------------------------------- sprites

@@ -3,7 +3,8 @@ active latent units and KL per latent dimension.
 
 Everything works from Pyro traces of ``vae.guide`` and ``vae.model`` run inside an extra
 ``pyro.plate("particles", S, dim=-2)``, so S draws of z for a batch of B items are
-scored in one vectorised pass, for any prior and likelihood (also your own). A plain
+scored in one vectorised pass, for any prior and likelihood (also your own). A variant's
+side information (labels, a context) is passed to both by name, as in ``fit``. A plain
 :class:`~pyvae.VAE` (model and guide not overridden) takes a faster path with the same
 numbers: its parts are called directly, without recording traces.
 """
@@ -38,17 +39,26 @@ def _sites(trace) -> list[dict]:
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
 
 
-def _traces(vae, x: torch.Tensor, num_samples: int):
+def _traces(vae, x: torch.Tensor, num_samples: int, **side: Any):
     """Guide and replayed model traces with ``num_samples`` particles, log-probs computed."""
     with pyro.plate("particles", num_samples, dim=-2):
-        guide_trace = poutine.trace(vae.guide).get_trace(x)
-        model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(x)
+        guide_trace = poutine.trace(vae.guide).get_trace(x, **side)
+        model = poutine.replay(vae.model, trace=guide_trace)
+        model_trace = poutine.trace(model).get_trace(x, **side)
     guide_trace.compute_log_prob()
     model_trace.compute_log_prob()
+    for site in _sites(model_trace) + _sites(guide_trace):
+        if site["log_prob"].shape[-1:] not in ((), (1,), (len(x),)):
+            raise ValueError(
+                f"{type(vae).__name__}'s site {site['name']!r} does not hold one value per "
+                f"item of the batch ({tuple(site['log_prob'].shape)}): pyvae.evaluate scores "
+                "models whose sites lie in one plate over the batch; use the VAE's own "
+                "elbo() and log_likelihood()"
+            )
     return model_trace, guide_trace
 
 
-def _scorer(vae, x: torch.Tensor):
+def _scorer(vae, x: torch.Tensor, **side: Any):
     """A function ``score(num_samples) -> (log p(x|z_s), log q(z_s|x) - log p(z_s))`` for
     fresh draws z_s ~ q(z|x) of each item of the batch ``x``, each of shape
     ``(num_samples, B)``.
@@ -57,8 +67,8 @@ def _scorer(vae, x: torch.Tensor):
     :class:`~pyvae.objectives.DirectELBO` computes them, with the same draws as the traced
     path), q(z|x) and p(z) built once for the batch; otherwise from Pyro traces of its
     guide and model, which holds for any model and guide."""
-    if not DirectELBO.valid_for(vae):
-        return lambda num_samples: _traced_terms(vae, x, num_samples)
+    if side or not DirectELBO.valid_for(vae):  # side: a variant's side information
+        return lambda num_samples: _traced_terms(vae, x, num_samples, **side)
     loc, scale = vae.encoder(vae.likelihood.encoder_input(x))
     q = pyro.distributions.Normal(loc, scale).to_event(1)
     prior = vae.prior(vae.encoder)
@@ -72,9 +82,11 @@ def _scorer(vae, x: torch.Tensor):
     return score
 
 
-def _traced_terms(vae, x: torch.Tensor, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _traced_terms(
+    vae, x: torch.Tensor, num_samples: int, **side: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     shape = (num_samples, len(x))
-    model_trace, guide_trace = _traces(vae, x, num_samples)
+    model_trace, guide_trace = _traces(vae, x, num_samples, **side)
     recon = torch.zeros(shape, device=x.device)
     kl = torch.zeros(shape, device=x.device)
     for site in _sites(model_trace):
@@ -88,7 +100,7 @@ def _traced_terms(vae, x: torch.Tensor, num_samples: int) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def log_weights(vae, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+def log_weights(vae, x: torch.Tensor, num_samples: int, **side: Any) -> torch.Tensor:
     """log p(x, z_s) - log q(z_s | x) for ``num_samples`` draws z_s ~ q(z|x) of each item of
     the batch ``x``: shape ``(num_samples, B)``."""
     recon, kl = _scorer(vae, x)(num_samples)
@@ -107,6 +119,7 @@ def log_likelihood(
     num_samples: int = 1000,
     batch_size: int = 64,
     max_elements: int = MAX_ELEMENTS,
+    **side: Any,
 ) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) for each item, in nats: shape ``(N,)``.
 
@@ -115,14 +128,15 @@ def log_likelihood(
     stochastic lower bound whose expectation rises towards log p(x) as S grows; S = 1 is the
     ELBO. Draws are scored ``batch_size`` items at a time in chunks of as many draws as
     keep decoder outputs under ``max_elements`` values, so S = 5000 fits in memory.
+    ``side``: a variant's side information by name, if not in ``data``'s targets.
     """
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     check_int("max_elements", max_elements)
     out = []
-    for xb in vae._batches(data, batch_size, validate_support=True):
+    for xb, sb in vae._batches(data, batch_size, validate_support=True, **side):
         chunk = _chunk(vae, len(xb), num_samples, max_elements)
-        score = _scorer(vae, xb)
+        score = _scorer(vae, xb, **sb)
         pieces = []
         for start in range(0, num_samples, chunk):
             recon, kl = score(min(chunk, num_samples - start))
@@ -134,7 +148,7 @@ def log_likelihood(
 
 @torch.no_grad()
 def elbo_terms(
-    vae, data: Any, num_samples: int = 1, batch_size: int = 256
+    vae, data: Any, num_samples: int = 1, batch_size: int = 256, **side: Any
 ) -> dict[str, torch.Tensor]:
     """The ELBO of each item and its two terms, in nats, each of shape ``(N,)``:
     ``reconstruction`` = E_q[log p(x|z)] and ``kl`` = E_q[log q(z|x) - log p(z)] (Monte
@@ -142,8 +156,8 @@ def elbo_terms(
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     recon, kl = [], []
-    for xb in vae._batches(data, batch_size, validate_support=True):
-        r, k = _scorer(vae, xb)(num_samples)
+    for xb, sb in vae._batches(data, batch_size, validate_support=True, **side):
+        r, k = _scorer(vae, xb, **sb)(num_samples)
         recon.append(finite_or_raise(r.mean(0), "the reconstruction term"))
         kl.append(finite_or_raise(k.mean(0), "the KL term"))
     recon_t, kl_t = torch.cat(recon), torch.cat(kl)

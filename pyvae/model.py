@@ -13,6 +13,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.infer import Trace_ELBO
 from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
@@ -21,7 +22,7 @@ from . import nets as _nets
 from . import priors as _priors
 from .checks import check_finite, check_int, finite_or_raise
 from .config import class_name, part_spec
-from .data import batches, distinct_values, source
+from .data import batches, distinct_values, side_batches, source, targets
 
 __all__ = ["VAE", "PRIORS", "LIKELIHOODS", "NETS"]
 
@@ -97,12 +98,21 @@ class VAE(PyroModule):
     Variants (in their own modules) subclass it: a subclass with more parts lists them in
     :attr:`parts` (constructor arguments of the same names) and returns its other
     plain-data constructor arguments from :attr:`options`, so :func:`pyvae.load`
-    rebuilds it.
+    rebuilds it. A variant whose model and guide take per-item side information (labels,
+    a context) names their keyword argument in :attr:`side_input`; :func:`pyvae.fit` and
+    the methods that take data then pass it, read from the data's targets, and a variant
+    with its own training objective returns it from :meth:`default_elbo`.
     """
 
     #: The parts :attr:`config` records and :func:`pyvae.load` rebuilds, by the names of
     #: the constructor arguments they are passed as.
     parts: ClassVar[tuple[str, ...]] = ("encoder", "decoder", "prior", "likelihood")
+
+    #: The keyword argument through which :meth:`model` and :meth:`guide` take each item's
+    #: side information (``"y"`` for labels, ``"c"`` for a context), or None for a VAE of
+    #: x alone. ``fit``, ``encode``, ``elbo``, ... read it from the data's targets
+    #: (:func:`pyvae.data.targets`) unless it is passed by that name.
+    side_input: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -153,8 +163,9 @@ class VAE(PyroModule):
         prior_kwargs: Mapping[str, Any] | None = None,
         likelihood_kwargs: Mapping[str, Any] | None = None,
         net_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> VAE:
-        """Build a VAE from names (or instances) of its parts.
+        """Build a VAE (or a variant: ``cls``) from names (or instances) of its parts.
 
         Args:
             input_shape: shape of one data item, e.g. ``(1, 28, 28)`` or ``(50,)``.
@@ -165,6 +176,8 @@ class VAE(PyroModule):
             prior_kwargs, likelihood_kwargs, net_kwargs: extra arguments for the parts,
                 e.g. ``prior_kwargs={"components": 50}``,
                 ``likelihood_kwargs={"scale": "learned"}``, ``net_kwargs={"hidden": (256,)}``.
+            kwargs: further constructor arguments of a variant, e.g. ``num_classes=10``
+                (their networks' sizes come from :meth:`net_shapes`).
         """
         z_dim = check_int("z_dim", z_dim)
         for part, value, base in (
@@ -193,8 +206,9 @@ class VAE(PyroModule):
         else:
             raise TypeError(f"net must be one of {sorted(NETS)}; for your own nets use VAE(...)")
         out_shape = _nets.decoder_output_shape(input_shape, likelihood.params_per_value)
-        encoder = enc_cls(input_shape, z_dim, **net_kwargs)
-        decoder = dec_cls(z_dim, out_shape, **net_kwargs)
+        encoder_shape, decoder_dim = cls.net_shapes(input_shape, z_dim, net, **kwargs)
+        encoder = enc_cls(encoder_shape, z_dim, **net_kwargs)
+        decoder = dec_cls(decoder_dim, out_shape, **net_kwargs)
         if isinstance(prior, str):
             prior_cls = _lookup("prior", PRIORS, prior)
             if prior_cls is _priors.VampPrior:
@@ -202,7 +216,17 @@ class VAE(PyroModule):
             prior = prior_cls(z_dim, **prior_kwargs)
         if prior.z_dim != z_dim:
             raise ValueError(f"the prior has z_dim={prior.z_dim} but z_dim={z_dim}")
-        return cls(encoder, decoder, prior, likelihood, input_shape)
+        return cls(encoder, decoder, prior, likelihood, input_shape=input_shape, **kwargs)
+
+    @classmethod
+    def net_shapes(
+        cls, input_shape: tuple[int, ...], z_dim: int, net: str, **kwargs: Any
+    ) -> tuple[tuple[int, ...], int]:
+        """The encoder's input shape and the decoder's input size that :meth:`build` gives
+        the networks: ``(input_shape, z_dim)`` here; variants that feed the networks more
+        (a label, a context) override it. ``kwargs`` are the variant's constructor
+        arguments given to :meth:`build`."""
+        return input_shape, z_dim
 
     @property
     def options(self) -> dict[str, Any]:
@@ -290,20 +314,75 @@ class VAE(PyroModule):
             with _kl_weight(kl_weight):
                 return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
-    # ------------------------------------------------------------------ using a trained VAE
-    def _batches(self, data: Any, batch_size: int, validate_support: bool = False):
-        """Check ``data`` whole, then yield its transformed batches on this VAE's device."""
-        check_int("batch_size", batch_size)
+    def default_elbo(self, torch_optimizer: bool = True) -> Any:
+        """The objective :func:`pyvae.fit` trains with when given none: ``Trace_ELBO``'s
+        estimator, computed without recording traces (:class:`pyvae.objectives.DirectELBO`)
+        when ``fit`` steps a torch optimizer (``torch_optimizer``) and this VAE's model and
+        guide are :class:`VAE`'s own, else a fresh ``pyro.infer.Trace_ELBO()``. Variants
+        with another objective override it."""
+        from .objectives import DirectELBO
+
+        if torch_optimizer and DirectELBO.valid_for(self):
+            return DirectELBO(self)
+        return Trace_ELBO()
+
+    # ------------------------------------------------------------------ side information
+    def checked_data(
+        self, data: Any, validate_support: bool = True, **side: Any
+    ) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
+        """``data`` checked whole (:meth:`check_data`) as ``(x, per-batch transform, side)``:
+        ``side`` holds the keyword arguments :meth:`model` and :meth:`guide` take per item,
+        each of shape ``(N, ...)``: ``{}`` for a VAE of x alone; for a variant, its
+        :attr:`side_input` given by name (``y=...``) or read from the data's targets,
+        checked by :meth:`check_side`."""
         x, transform = source(data)
         self.check_data(x, transform, validate_support=validate_support)
-        return batches(x, transform, batch_size, self.device)
+        name = self.side_input
+        if set(side) - {name}:
+            takes = f"takes only {name}=..." if name else "takes no side information"
+            raise TypeError(f"{type(self).__name__} {takes}; got {', '.join(sorted(side))}=...")
+        if name is None:
+            return x, transform, {}
+        value = side[name] if side.get(name) is not None else targets(data)
+        return x, transform, {name: self.check_side(value, len(x))}
+
+    def check_side(self, value: Any, n: int) -> torch.Tensor:
+        """The side information of all ``n`` items (None if the data has none) as a tensor
+        ``(n, ...)``, checked; variants with a :attr:`side_input` extend it to check and
+        convert it into the form their :meth:`model` takes."""
+        name = self.side_input
+        if value is None:
+            raise ValueError(
+                f"{type(self).__name__} needs {name} for each item: pass {name}=..., a pair "
+                f"(x, {name}) or a dataset with targets (data.ArrayDataset(x, targets={name}))"
+            )
+        value = torch.as_tensor(value)
+        if value.dim() == 0 or len(value) != n:
+            raise ValueError(f"{n} items but {name} has shape {tuple(value.shape)}: one per item")
+        return value
+
+    # ------------------------------------------------------------------ using a trained VAE
+    def _batches(self, data: Any, batch_size: int, validate_support: bool = False, **side: Any):
+        """Check ``data`` whole, then yield ``(x, side)`` per batch on this VAE's device:
+        the transformed items and the keyword arguments of their side information."""
+        check_int("batch_size", batch_size)
+        x, transform, side = self.checked_data(data, validate_support, **side)
+        xs = batches(x, transform, batch_size, self.device)
+        return zip(xs, side_batches(side, batch_size, self.device), strict=False)  # {} endless
+
+    def _q_params(self, x: torch.Tensor, **side: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (loc, scale) of q(z|x) for a batch (variants add their side information)."""
+        return self.encoder(self.likelihood.encoder_input(x))
 
     @torch.no_grad()
-    def encode(self, x: Any, batch_size: int = 1024) -> dist.TorchDistribution:
-        """q(z|x) for each item of ``x``: a Normal with batch shape ``(N,)``, event ``(z_dim,)``."""
+    def encode(self, x: Any, batch_size: int = 1024, **side: Any) -> dist.TorchDistribution:
+        """q(z|x) for each item of ``x``: a Normal with batch shape ``(N,)``, event ``(z_dim,)``.
+
+        ``side``: a variant's side information by name (e.g. ``c=...``), if not in ``x``'s
+        targets."""
         locs, scales = [], []
-        for xb in self._batches(x, batch_size):
-            loc, scale = self.encoder(self.likelihood.encoder_input(xb))
+        for xb, sb in self._batches(x, batch_size, **side):
+            loc, scale = self._q_params(xb, **sb)
             locs.append(finite_or_raise(loc, "the posterior mean"))
             scales.append(finite_or_raise(scale, "the posterior scale"))
         return dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
@@ -317,12 +396,14 @@ class VAE(PyroModule):
         return self.likelihood(self.decoder(z), len(self.input_shape))
 
     @torch.no_grad()
-    def reconstruct(self, x: Any, mean: bool = True, batch_size: int = 1024) -> torch.Tensor:
+    def reconstruct(
+        self, x: Any, mean: bool = True, batch_size: int = 1024, **side: Any
+    ) -> torch.Tensor:
         """Decode the posterior mean of each item: E[x|z] (or a draw if ``mean=False``)."""
         out = []
-        for xb in self._batches(x, batch_size):  # decode batch by batch: bounded memory
-            loc, _ = self.encoder(self.likelihood.encoder_input(xb))
-            px = self.decode(finite_or_raise(loc, "the posterior mean"))
+        for xb, sb in self._batches(x, batch_size, **side):  # batch by batch: bounded memory
+            loc, _ = self._q_params(xb, **sb)
+            px = self.decode(finite_or_raise(loc, "the posterior mean"), **sb)
             out.append(px.mean if mean else px.sample())
         return torch.cat(out)
 
@@ -338,7 +419,12 @@ class VAE(PyroModule):
 
     @torch.no_grad()
     def elbo(
-        self, x: Any, num_samples: int = 1, batch_size: int = 256, reduction: str = "mean"
+        self,
+        x: Any,
+        num_samples: int = 1,
+        batch_size: int = 256,
+        reduction: str = "mean",
+        **side: Any,
     ) -> torch.Tensor:
         """The evidence lower bound in nats per example.
 
@@ -353,17 +439,20 @@ class VAE(PyroModule):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         from .evaluate import elbo_terms
 
-        out = elbo_terms(self, x, num_samples=num_samples, batch_size=batch_size)["elbo"]
+        terms = elbo_terms(self, x, num_samples=num_samples, batch_size=batch_size, **side)
+        out = terms["elbo"]
         if reduction == "mean":
             return out.mean()
         return out.sum() if reduction == "sum" else out
 
-    def log_likelihood(self, x: Any, num_samples: int = 1000, batch_size: int = 64) -> torch.Tensor:
+    def log_likelihood(
+        self, x: Any, num_samples: int = 1000, batch_size: int = 64, **side: Any
+    ) -> torch.Tensor:
         """Importance-sampled log p(x) per item, in nats, shape ``(N,)``
         (see :func:`pyvae.evaluate.log_likelihood`)."""
         from .evaluate import log_likelihood
 
-        return log_likelihood(self, x, num_samples=num_samples, batch_size=batch_size)
+        return log_likelihood(self, x, num_samples=num_samples, batch_size=batch_size, **side)
 
     def save(self, path: str, overwrite: bool = False):
         """Save this VAE to ``path`` safely (see :func:`pyvae.io.save`)."""

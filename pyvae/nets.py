@@ -11,7 +11,9 @@ Contracts (any ``nn.Module`` that meets them works):
   likelihood's ``params_per_value`` (see :mod:`pyvae.likelihoods`).
 
 Built in: :class:`MLPEncoder`/:class:`MLPDecoder` for any shape (images are flattened)
-and :class:`ConvEncoder`/:class:`ConvDecoder` for images ``(C, H, W)``.
+and :class:`ConvEncoder`/:class:`ConvDecoder` for images ``(C, H, W)``; the classifiers
+:class:`MLPClassifier` and :class:`ConvClassifier` (``x -> logits`` of shape ``(*batch,
+num_classes)``) for q(y|x) in the semi-supervised VAE.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from torch import nn
 
 from .config import Configurable
 
-__all__ = ["MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "decoder_output_shape"]
+__all__ = [
+    "MLPEncoder",
+    "MLPDecoder",
+    "ConvEncoder",
+    "ConvDecoder",
+    "MLPClassifier",
+    "ConvClassifier",
+    "decoder_output_shape",
+]
 
 MIN_SCALE = 1e-4  # floor on the encoder's posterior scale, for numerical safety
 
@@ -200,3 +210,47 @@ class ConvDecoder(Configurable, nn.Module):
             if i < len(self.deconvs) - 1:
                 h = F.relu(h)
         return h.reshape(*batch, *self.output_shape)
+
+
+class MLPClassifier(Configurable, nn.Module):
+    """Fully connected classifier: flatten ``input_shape``, ``hidden`` ReLU layers, then
+    ``num_classes`` logits, shape ``(*batch, num_classes)``."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        hidden: Sequence[int] = (512, 256),
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_classes = num_classes
+        self.net = _mlp([math.prod(self.input_shape), *hidden, num_classes], activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_shape(x, self.input_shape, type(self).__name__)
+        batch = x.shape[: x.dim() - len(self.input_shape)]
+        return self.net(x.reshape(*batch, -1))
+
+
+class ConvClassifier(ConvEncoder):
+    """Convolutional classifier for images ``(C, H, W)``: :class:`ConvEncoder`'s layers
+    ending in ``num_classes`` logits, shape ``(*batch, num_classes)``."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        channels: Sequence[int] = (32, 64, 64),
+        hidden: int = 256,
+    ):
+        super().__init__(input_shape, num_classes, channels, hidden)
+        self.num_classes = num_classes
+        self.head[-1] = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_shape(x, self.input_shape, type(self).__name__)
+        batch = x.shape[:-3]
+        h = self.convs(x.reshape(-1, *self.input_shape)).flatten(1)
+        return self.head(h).reshape(*batch, self.num_classes)

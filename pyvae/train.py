@@ -16,7 +16,7 @@ import pyro
 import pyro.optim
 import torch
 from pyro import poutine
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import SVI
 from pyro.infer.elbo import ELBO
 from pyro.infer.util import zero_grads
 from tqdm.auto import tqdm
@@ -31,7 +31,7 @@ from .checkpoint import (
 )
 from .checks import STEP_ADVICE, check_int, non_finite_step
 from .cuda_graph import GraphedStep
-from .data import batches, source
+from .data import batches, side_batches
 from .model import VAE
 from .objectives import DirectELBO
 
@@ -175,15 +175,19 @@ def fit(
 
     Args:
         vae: the model to train (in place).
-        data: training data: tensor, NumPy array or Dataset, items of ``vae.input_shape``.
+        data: training data: tensor, NumPy array or Dataset, items of ``vae.input_shape``;
+            for a variant that takes side information (``vae.side_input``: labels, a
+            context), a dataset with targets or a pair ``(x, targets)``: each batch's part
+            is passed to the model and guide by that name.
         val: optional validation data, evaluated (ELBO, beta = 1) after each epoch.
         epochs: number of passes over ``data`` (0 only checks the data).
         batch_size: minibatch size.
         lr: learning rate of the default optimizer ``pyro.optim.Adam``.
-        elbo: a Pyro ELBO, e.g. ``TraceMeanField_ELBO()``. Default: ``Trace_ELBO``'s
-            estimator, computed by :class:`pyvae.objectives.DirectELBO` from the VAE's
-            parts without recording traces (same draws, same gradients) for a plain
-            ``VAE`` with the default optimizer, else a fresh ``Trace_ELBO()``.
+        elbo: a Pyro ELBO, e.g. ``TraceMeanField_ELBO()``. Default: the VAE's own
+            (:meth:`pyvae.VAE.default_elbo`): ``Trace_ELBO``'s estimator, computed by
+            :class:`pyvae.objectives.DirectELBO` from the VAE's parts without recording
+            traces (same draws, same gradients) for a plain ``VAE`` with the default
+            optimizer, else a fresh ``Trace_ELBO()``; variants may define another.
         optim: a Pyro optimizer, used through ``pyro.infer.SVI``. Default (None): the
             fast path, :func:`default_optimizer`: ``torch.optim.Adam`` over
             ``vae.parameters()`` (fused kernel) stepping on the same ELBO gradients (the
@@ -239,22 +243,21 @@ def fit(
         )
 
     callbacks = list(callbacks or ())
-    x, transform = source(data)
-    vae.check_data(x, transform)
+    x, transform, side = vae.checked_data(data)  # side: labels, context, ...; {} for a VAE
     if val is not None:
-        vae.check_data(*source(val))
+        vae.checked_data(val)
 
     device = torch.device(device) if device is not None else vae.device
     vae.to(device)
     x = x.to(device)  # compact (e.g. uint8) on the device; transformed batch by batch
+    side = {name: value.to(device) for name, value in side.items()}
     if seed is not None:
         pyro.set_rng_seed(seed)
 
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
-    if elbo is None:  # Trace_ELBO, computed without tracing where that is valid
-        direct = optim is None and DirectELBO.valid_for(vae)
-        elbo = DirectELBO(vae) if direct else Trace_ELBO()
+    if elbo is None:  # the VAE's own: Trace_ELBO, computed without tracing where valid
+        elbo = vae.default_elbo(torch_optimizer=optim is None)
     if optim is None:  # the fast path: torch's Adam over the VAE's own parameters
         adam = default_optimizer(vae, lr)
 
@@ -331,9 +334,12 @@ def fit(
                 order = torch.randperm(n, device=device)
                 done, total = 0, 0.0
             rest = order[done * batch_size :]
-            for b, xb in enumerate(batches(x, transform, batch_size, order=rest), start=done):
+            xs = batches(x, transform, batch_size, order=rest)
+            sides = side_batches(side, batch_size, order=rest)  # endless {} for a plain VAE
+            for b, (xb, sb) in enumerate(zip(xs, sides, strict=False), start=done):
                 weight = kl_weight_schedule(step_count, steps_per_epoch, beta, warmup_epochs)
-                loss = step(f"epoch {epoch}, batch {b + 1}", xb, num_data=n, kl_weight=weight)
+                where = f"epoch {epoch}, batch {b + 1}"
+                loss = step(where, xb, num_data=n, kl_weight=weight, **sb)
                 if steps_this_call == 0:  # the model ran once with Pyro's checks; now skip them
                     quiet.enter_context(pyro.validation_enabled(False))
                 steps_this_call += 1

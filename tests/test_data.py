@@ -42,3 +42,30 @@ def test_as_tensor_conversions():
         data.as_tensor(torch.utils.data.TensorDataset(torch.zeros(0, 3)))
     items = torch.utils.data.TensorDataset(torch.arange(6.0).reshape(3, 2), torch.zeros(3))
     assert torch.equal(data.as_tensor(items), torch.arange(6.0).reshape(3, 2))
+
+
+def test_targets_of_every_kind_of_data():
+    x, y = torch.zeros(4, 2), torch.tensor([3, 1, 0, 2])
+    assert data.targets(x) is None and data.targets(x.numpy()) is None
+    assert data.targets(data.ArrayDataset(x)) is None
+    for source in (
+        (x, y),
+        [x, y.numpy()],
+        data.ArrayDataset(x, y),
+        torch.utils.data.TensorDataset(x, y),
+        torch.utils.data.Subset(torch.utils.data.TensorDataset(x, y), range(4)),
+    ):
+        assert data.targets(source).tolist() == y.tolist()
+        assert torch.equal(data.source(source)[0], x)
+
+
+def test_side_batches_follow_the_batches_of_x():
+    x = torch.arange(10.0).unsqueeze(1)
+    side = {"y": torch.arange(10) * 10}
+    order = torch.randperm(10)
+    xs = list(data.batches(x, None, 3, order=order))
+    sides = list(data.side_batches(side, 3, order=order))
+    assert len(xs) == len(sides) == 4
+    for xb, sb in zip(xs, sides, strict=True):
+        assert torch.equal(sb["y"], xb[:, 0].long() * 10)
+    assert next(data.side_batches({}, 3)) == {}  # a VAE of x alone: no side information

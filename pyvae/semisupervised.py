@@ -1,0 +1,466 @@
+"""The semi-supervised VAE: Kingma et al. (2014)'s M2, with labels as a discrete latent y.
+
+Generative story: ``y ~ Uniform(K classes)``, ``z ~ p(z)``, ``x ~ p(x | y, z)`` (the
+decoder of a :class:`~pyvae.conditional.ConditionalVAE` whose context is ``y``). Guide:
+``q(y | x)`` (a classifier) and ``q(z | x, y)``. A label is observed where it is known
+and enumerated where it is not (:data:`pyvae.data.UNLABELLED`, -1): ``TraceEnum_ELBO``
+sums the guide's ``y`` over the K classes exactly, so an unlabelled item contributes
+``U(x) = sum_y q(y|x) [L(x, y) - log q(y|x)]`` and a labelled one ``L(x, y)`` (the ELBO of
+log p(x, y)). Training adds ``alpha * log q(y|x)`` on the labelled items
+(:class:`SemiSupervisedELBO`, the default objective of ``fit``), so the classifier also
+learns from the labels directly; :meth:`SemiSupervisedVAE.predict` then labels new data.
+
+A batch is split into its labelled and its unlabelled items, each with its own plate
+(``"labelled"``: sites ``y_labelled`` (observed), ``z_labelled``, ``x_labelled``;
+``"unlabelled"``: ``y_unlabelled`` (enumerated), ``z_unlabelled``, ``x_unlabelled``).
+Splitting (rather than one plate with ``obs_mask``) enumerates y only for the items whose
+label is unknown: the networks run K times on those and once on the others, and no masked
+enumerated site has to be reasoned about.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from pyro.infer import TraceEnum_ELBO
+from pyro.nn import pyro_method
+from torch import nn
+
+from . import likelihoods as _likelihoods
+from . import nets as _nets
+from . import priors as _priors
+from .checks import check_int, finite_or_raise
+from .conditional import ConditionalVAE
+from .config import BUILTIN_MODULES
+from .data import UNLABELLED, batches, source
+from .evaluate import MAX_ELEMENTS
+from .model import VAE, _check_batch, _kl_weight, _lookup
+
+__all__ = ["SemiSupervisedVAE", "SemiSupervisedELBO", "CLASSIFIERS"]
+
+BUILTIN_MODULES.append(__name__)  # pyvae.load rebuilds its classes from saved files
+
+#: Classifier networks q(y|x) by the ``net`` name of :meth:`SemiSupervisedVAE.build`.
+CLASSIFIERS: dict[str, type[nn.Module]] = {
+    "mlp": _nets.MLPClassifier,
+    "conv": _nets.ConvClassifier,
+}
+
+
+class SemiSupervisedVAE(ConditionalVAE):
+    """Kingma et al. (2014)'s M2: a VAE with a discrete latent class y, observed where known.
+
+    Args:
+        encoder, decoder, prior, likelihood, input_shape: as for
+            :class:`~pyvae.conditional.ConditionalVAE` with ``num_classes`` classes: the
+            encoder sees x joined with one-hot y, the decoder ``[z, one-hot y]``.
+        classifier: ``x -> logits`` ``(*batch, num_classes)`` of q(y|x) (e.g.
+            :class:`pyvae.nets.MLPClassifier`).
+        num_classes: the number K of classes (labels ``0..K-1``; -1 = unknown).
+        alpha: weight of ``log q(y|x)`` per labelled item in the training objective,
+            relative to the ELBO's per-item weight 1 (see :class:`SemiSupervisedELBO`).
+            Kingma et al. weight the *mean* over labelled items by ``0.1 * N``, i.e.
+            ``0.1 * N / N_labelled`` per item (50 for 100 labels among 50,000 items).
+
+    Labels come from the data's targets (``data.hide_labels`` makes semi-supervised data
+    from a labelled dataset) or ``y=...``: one integer per item, -1 where unknown; data
+    without targets is all unlabelled.
+    """
+
+    side_input = "y"
+    parts = (*VAE.parts, "classifier")
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        prior: _priors.Prior,
+        likelihood: _likelihoods.Likelihood,
+        classifier: nn.Module,
+        input_shape: Sequence[int] | None = None,
+        *,
+        num_classes: int,
+        alpha: float = 50.0,
+    ):
+        super().__init__(encoder, decoder, prior, likelihood, input_shape, num_classes=num_classes)
+        if not isinstance(classifier, nn.Module):
+            got = type(classifier).__name__
+            raise TypeError(f"classifier must be a torch.nn.Module, got {got}")
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
+        self.classifier = classifier
+        self.alpha = float(alpha)
+
+    @classmethod
+    def build(
+        cls,
+        input_shape: Sequence[int],
+        z_dim: int = 16,
+        prior: str | _priors.Prior = "normal",
+        likelihood: str | _likelihoods.Likelihood = "bernoulli",
+        net: str = "mlp",
+        *,
+        num_classes: int,
+        alpha: float = 50.0,
+        net_kwargs: Mapping[str, Any] | None = None,
+        classifier_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> SemiSupervisedVAE:
+        """Build M2 from names, like :meth:`pyvae.VAE.build`; the classifier is
+        :data:`CLASSIFIERS` ``[net]`` with ``net_kwargs`` updated by ``classifier_kwargs``.
+
+        >>> m2 = SemiSupervisedVAE.build((1, 28, 28), z_dim=50, num_classes=10)
+        """
+        check_int("num_classes", num_classes, 2)
+        classifier = None
+        if isinstance(net, str):  # else VAE.build says what net must be
+            net_cls = _lookup("net", CLASSIFIERS, net)
+            options = {**(net_kwargs or {}), **(classifier_kwargs or {})}
+            classifier = net_cls(tuple(input_shape), num_classes, **options)
+        return super().build(
+            input_shape,
+            z_dim,
+            prior,
+            likelihood,
+            net,
+            net_kwargs=net_kwargs,
+            num_classes=num_classes,
+            alpha=alpha,
+            classifier=classifier,
+            **kwargs,
+        )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "alpha": self.alpha}
+
+    def default_elbo(self, torch_optimizer: bool = True) -> SemiSupervisedELBO:
+        """M2's training objective: :class:`SemiSupervisedELBO` with this VAE's ``alpha``."""
+        return SemiSupervisedELBO(self)
+
+    # ------------------------------------------------------------------ labels
+    def check_side(self, value: Any, n: int) -> torch.Tensor:
+        """The labels of all ``n`` items as int64 ``(n,)``, -1 where unknown (all, if the
+        data has no labels)."""
+        if value is None:
+            return torch.full((n,), UNLABELLED)
+        return self._check_labels(super(ConditionalVAE, self).check_side(value, n), True)
+
+    def _labels(self, y: Any, batch: int, device: torch.device) -> torch.Tensor:
+        if y is None:
+            return torch.full((batch,), UNLABELLED, device=device)
+        y = torch.as_tensor(y, device=device).long()
+        if y.shape != (batch,):
+            raise ValueError(f"y must hold one label per item, shape ({batch},); got {y.shape}")
+        return y
+
+    def _one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(y, self.num_classes).to(torch.get_default_dtype())
+
+    @staticmethod
+    def _split(y: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """``("labelled", indices)`` and ``("unlabelled", indices)`` of a batch, if any."""
+        known = y != UNLABELLED
+        parts = [("labelled", known.nonzero().squeeze(1))]
+        parts.append(("unlabelled", (~known).nonzero().squeeze(1)))
+        return [(part, index) for part, index in parts if len(index)]
+
+    # ------------------------------------------------------------------ model and guide
+    @pyro_method
+    def model(
+        self,
+        x: torch.Tensor | None = None,
+        y: Any = None,
+        *,
+        num_data: int | None = None,
+        kl_weight: float = 1.0,
+        batch_size: int | None = None,
+    ) -> None:
+        """p(y) p(z) p(x | y, z), with p(y) uniform over the classes.
+
+        Args:
+            x: observed minibatch ``(B, *input_shape)``; None to generate ``batch_size``
+                items (with the labels ``y``, or labels drawn from p(y)).
+            y: labels ``(B,)``, -1 where unknown; None: all unknown.
+            num_data: size of the full dataset: every site is scaled by ``num_data / B``.
+            kl_weight: weight of the z sites (0 switches them off).
+        """
+        if x is None:
+            if batch_size is None:
+                raise ValueError("model(None) generates data and needs batch_size=...")
+            batch, device = batch_size, self.device
+        else:
+            _check_batch(x)
+            x = x if x.is_floating_point() else x.float()
+            batch, device = x.shape[0], x.device
+        y = self._labels(y, batch, device)
+        p_y = dist.Categorical(logits=torch.zeros(self.num_classes, device=device))
+        p_z = self.prior(self.encoder)
+        with poutine.scale(scale=(num_data or batch) / batch):
+            for part, index in self._split(y):
+                with pyro.plate(part, len(index), dim=-1):
+                    obs = y[index] if part == "labelled" else None
+                    label = pyro.sample(f"y_{part}", p_y, obs=obs)
+                    with _kl_weight(kl_weight):
+                        z = pyro.sample(f"z_{part}", p_z)
+                    px = self._px(z, self._one_hot(label))
+                    pyro.sample(f"x_{part}", px, obs=None if x is None else x[index])
+
+    @pyro_method
+    def guide(
+        self,
+        x: torch.Tensor,
+        y: Any = None,
+        *,
+        num_data: int | None = None,
+        kl_weight: float = 1.0,
+        batch_size: int | None = None,
+    ) -> None:
+        """q(y | x) q(z | x, y): y is given where known; elsewhere ``y_unlabelled ~
+        Categorical(classifier(x))``, marked for parallel enumeration (``TraceEnum_ELBO``
+        sums over the K classes); z ~ Normal(encoder(x joined with one-hot y))."""
+        if x is None:
+            raise ValueError("the guide needs data x (it is q(y, z | x))")
+        _check_batch(x)
+        batch = x.shape[0]
+        y = self._labels(y, batch, x.device)
+        inputs = self.likelihood.encoder_input(x)
+        with poutine.scale(scale=(num_data or batch) / batch):
+            for part, index in self._split(y):
+                with pyro.plate(part, len(index), dim=-1):
+                    if part == "labelled":
+                        label = y[index]
+                    else:
+                        q_y = dist.Categorical(logits=self.classifier(inputs[index]))
+                        label = pyro.sample("y_unlabelled", q_y, infer={"enumerate": "parallel"})
+                    loc, scale = self.encoder(self._join(inputs[index], self._one_hot(label)))
+                    with _kl_weight(kl_weight):
+                        pyro.sample(f"z_{part}", dist.Normal(loc, scale).to_event(1))
+
+    @pyro_method
+    def classification_loss(
+        self, x: torch.Tensor, y: Any = None, *, num_data: int | None = None, **_: Any
+    ) -> torch.Tensor:
+        """``-sum log q(y|x)`` over the labelled items of the batch, scaled by
+        ``num_data / B`` like the ELBO (nats; 0 when no label is known)."""
+        batch = x.shape[0]
+        y = self._labels(y, batch, x.device)
+        known = (y != UNLABELLED).nonzero().squeeze(1)
+        if len(known) == 0:
+            return x.new_zeros((), dtype=torch.get_default_dtype())
+        logits = self.classifier(self.likelihood.encoder_input(x[known]))
+        nll = F.cross_entropy(logits, y[known], reduction="sum")
+        return nll * ((num_data or batch) / batch)
+
+    # ------------------------------------------------------------------ classification
+    @torch.no_grad()
+    def predict_proba(self, x: Any, batch_size: int = 1024) -> torch.Tensor:
+        """q(y|x): the class probabilities of each item, shape ``(N, num_classes)``."""
+        check_int("batch_size", batch_size)
+        data, transform = source(x)
+        self.check_data(data, transform, validate_support=False)
+        out = []
+        for xb in batches(data, transform, batch_size, self.device):
+            logits = self.classifier(self.likelihood.encoder_input(xb))
+            out.append(finite_or_raise(logits, "the classifier's output").softmax(-1))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def predict(self, x: Any, batch_size: int = 1024) -> torch.Tensor:
+        """The most probable class of each item under q(y|x), int64 ``(N,)`` (labels in
+        the data are not used)."""
+        return self.predict_proba(x, batch_size).argmax(-1)
+
+    def _known_or_predicted(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        unknown = y == UNLABELLED
+        if not bool(unknown.any()):
+            return y
+        logits = self.classifier(self.likelihood.encoder_input(x))
+        return torch.where(unknown, logits.argmax(-1), y)
+
+    # ------------------------------------------------------------------ using a trained M2
+    @torch.no_grad()
+    def encode(self, x: Any, batch_size: int = 1024, y: Any = None) -> dist.MixtureSameFamily:
+        """q(z|x) = sum_y q(y|x) q(z|x, y) for each item: a mixture over the classes
+        (all weight on the label where it is known), batch shape ``(N,)``, event
+        ``(z_dim,)``; ``.mean`` is the posterior mean."""
+        probs, locs, scales = [], [], []
+        classes = self._one_hot(torch.arange(self.num_classes, device=self.device))
+        for xb, sb in self._batches(x, batch_size, y=y):
+            inputs = self.likelihood.encoder_input(xb)
+            loc, scale = self.encoder(self._join(inputs, classes[:, None]))  # (K, B, z_dim)
+            p = self.classifier(inputs).softmax(-1)
+            known = sb["y"] != UNLABELLED
+            p = torch.where(known[:, None], self._one_hot(sb["y"].clamp(min=0)), p)
+            probs.append(p)
+            locs.append(finite_or_raise(loc.transpose(0, 1), "the posterior mean"))
+            scales.append(finite_or_raise(scale.transpose(0, 1), "the posterior scale"))
+        components = dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
+        return dist.MixtureSameFamily(dist.Categorical(probs=torch.cat(probs)), components)
+
+    @torch.no_grad()
+    def reconstruct(
+        self, x: Any, mean: bool = True, batch_size: int = 1024, y: Any = None
+    ) -> torch.Tensor:
+        """Decode E[z | x, y] with each item's label y, or where it is unknown the most
+        probable label under q(y|x): E[x | z, y] (or a draw if ``mean=False``)."""
+        out = []
+        for xb, sb in self._batches(x, batch_size, y=y):
+            label = self._known_or_predicted(xb, sb["y"])
+            loc, _ = super()._q_params(xb, c=label)
+            px = self._px(finite_or_raise(loc, "the posterior mean"), self._one_hot(label))
+            out.append(px.mean if mean else px.sample())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, *, y: Any = None) -> dist.TorchDistribution:
+        """p(x | z, y) for codes ``z`` ``(N, z_dim)`` and labels ``y`` (one for all, or one
+        per code)."""
+        if y is None:
+            raise ValueError("decode needs the labels y (one for all, or one per code)")
+        return super().decode(z, c=y)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, mean: bool = True, temperature: float = 1.0, *, y: Any = None
+    ) -> torch.Tensor:
+        """Generate ``n`` items of class ``y`` (one label for all, or one per item; default:
+        labels drawn from p(y), uniform): ``z ~ prior``, then E[x | z, y]."""
+        check_int("n", n)
+        if y is None:
+            y = torch.randint(self.num_classes, (n,), device=self.device)
+        return super().sample(n, mean, temperature, c=y)
+
+    @torch.no_grad()
+    def _bounds(self, x: torch.Tensor, y: torch.Tensor, num_samples: int, max_elements: int):
+        """The ELBO (``num_samples`` draws averaged) and the importance-sampled log
+        p(x, y) (known label) or log p(x) (unknown: summed over the classes exactly) of
+        each item of a batch, shape ``(B,)`` each, in nats."""
+        x = x if x.is_floating_point() else x.float()
+        out_elbo = x.new_zeros(len(x))
+        out_ll = torch.zeros_like(out_elbo)
+        log_p_y = -math.log(self.num_classes)
+        inputs = self.likelihood.encoder_input(x)
+        classes = self._one_hot(torch.arange(self.num_classes, device=x.device))
+        for part, index in self._split(y):
+            xs, ins = x[index], inputs[index]
+            c = self._one_hot(y[index]) if part == "labelled" else classes[:, None]  # (K, 1, K)
+            loc, scale = self.encoder(self._join(ins, c))
+            q = dist.Normal(loc, scale).to_event(1)
+            prior = self.prior(self.encoder)
+            per_draw = math.prod(loc.shape[:-1]) * math.prod(self.input_shape)
+            chunk = max(1, min(num_samples, max_elements // max(per_draw, 1)))
+            total, pieces = 0.0, []
+            for start in range(0, num_samples, chunk):
+                z = q.rsample((min(chunk, num_samples - start),))  # the draws of rsample, as in SVI
+                log_w = self._px(z, c).log_prob(xs) + prior.log_prob(z) - q.log_prob(z)
+                total = total + log_w.sum(0)
+                pieces.append(torch.logsumexp(log_w, 0))
+            elbo = total / num_samples + log_p_y  # L(x, y), per class when unlabelled
+            ll = torch.logsumexp(torch.stack(pieces), 0) - math.log(num_samples) + log_p_y
+            if part == "unlabelled":  # U(x) = E_q(y|x)[L(x, y) - log q(y|x)]; log sum_y p(x, y)
+                log_q = self.classifier(ins).log_softmax(-1).T  # (K, B)
+                elbo = (log_q.exp() * (elbo - log_q)).sum(0)
+                ll = torch.logsumexp(ll, 0)
+            out_elbo[index], out_ll[index] = elbo, ll
+        return out_elbo, out_ll
+
+    @torch.no_grad()
+    def elbo(
+        self,
+        x: Any,
+        num_samples: int = 1,
+        batch_size: int = 256,
+        reduction: str = "mean",
+        y: Any = None,
+    ) -> torch.Tensor:
+        """The ELBO in nats per example: of log p(x, y) (``L(x, y)``) where the label is
+        known, of log p(x) (``U(x)``, the classes summed over exactly) where it is not;
+        ``num_samples`` draws of z. ``reduction``: ``"mean"``, ``"sum"`` or ``"none"``."""
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        check_int("num_samples", num_samples)
+        out = torch.cat(
+            [
+                finite_or_raise(self._bounds(xb, sb["y"], num_samples, MAX_ELEMENTS)[0], "the ELBO")
+                for xb, sb in self._batches(x, batch_size, validate_support=True, y=y)
+            ]
+        )
+        if reduction == "mean":
+            return out.mean()
+        return out.sum() if reduction == "sum" else out
+
+    @torch.no_grad()
+    def log_likelihood(
+        self, x: Any, num_samples: int = 1000, batch_size: int = 64, y: Any = None
+    ) -> torch.Tensor:
+        """Importance-sampled log p(x, y) where the label is known and log p(x) =
+        log sum_y p(x, y) where it is not, per item, in nats, shape ``(N,)``; ``num_samples``
+        draws z ~ q(z|x, y) per item and class."""
+        check_int("num_samples", num_samples)
+        out = []
+        for xb, sb in self._batches(x, batch_size, validate_support=True, y=y):
+            ll = self._bounds(xb, sb["y"], num_samples, MAX_ELEMENTS)[1]
+            out.append(finite_or_raise(ll, "the log-likelihood"))
+        return torch.cat(out)
+
+
+@contextlib.contextmanager
+def _all_labelled_is_fine():
+    """A batch whose labels are all known has nothing to enumerate: no warning for that."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "TraceEnum_ELBO found no sample sites", UserWarning)
+        yield
+
+
+class SemiSupervisedELBO(TraceEnum_ELBO):
+    """M2's training objective (Kingma et al. 2014, eq. 9): ``TraceEnum_ELBO`` over the
+    model and guide of a :class:`SemiSupervisedVAE` (labels observed where known, summed
+    over where not) plus ``alpha * log q(y|x)`` on the labelled items, scaled like the
+    minibatch. The loss is its negative, in nats for the whole dataset.
+
+    Args:
+        vae: the :class:`SemiSupervisedVAE` whose classifier gives q(y|x).
+        alpha: weight of ``log q(y|x)`` per labelled item (default: ``vae.alpha``); 0 gives
+            the plain ELBO.
+        kwargs: for ``TraceEnum_ELBO`` (``max_plate_nesting`` defaults to 1).
+    """
+
+    def __init__(self, vae: SemiSupervisedVAE, alpha: float | None = None, **kwargs: Any):
+        kwargs.setdefault("max_plate_nesting", 1)
+        super().__init__(**kwargs)
+        self.vae = vae
+        self.alpha = vae.alpha if alpha is None else float(alpha)
+
+    def _classification(self, x: torch.Tensor, y: Any = None, **kwargs: Any) -> torch.Tensor:
+        if self.alpha == 0:
+            return x.new_zeros((), dtype=torch.get_default_dtype())
+        return self.alpha * self.vae.classification_loss(x, y, **kwargs)
+
+    def loss(self, model, guide, *args: Any, **kwargs: Any) -> float:
+        with torch.no_grad():
+            extra = float(self._classification(*args, **kwargs))
+        with _all_labelled_is_fine():
+            return super().loss(model, guide, *args, **kwargs) + extra
+
+    def differentiable_loss(self, model, guide, *args: Any, **kwargs: Any) -> torch.Tensor:
+        with _all_labelled_is_fine():
+            loss = super().differentiable_loss(model, guide, *args, **kwargs)
+        return loss + self._classification(*args, **kwargs)
+
+    def loss_and_grads(self, model, guide, *args: Any, **kwargs: Any) -> float:
+        with _all_labelled_is_fine():
+            loss = super().loss_and_grads(model, guide, *args, **kwargs)
+        extra = self._classification(*args, **kwargs)
+        if extra.requires_grad:
+            extra.backward()
+        return loss + extra.item()

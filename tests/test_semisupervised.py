@@ -1,0 +1,215 @@
+"""The semi-supervised VAE (M2): trace structure under enumeration, the fully labelled
+limit (a conditional VAE plus the classifier), the exact sum over classes, training,
+prediction, save/load and the label helpers."""
+
+import copy
+import math
+import warnings
+
+import pyro
+import pytest
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from pyro.poutine.util import site_is_subsample
+
+from pyvae import ConditionalVAE, SemiSupervisedVAE, data, evaluate, fit, load
+from pyvae.semisupervised import SemiSupervisedELBO
+
+SHAPE = (1, 8, 8)
+K = 3
+
+
+def small_m2(**kwargs):
+    kwargs.setdefault("net_kwargs", {"hidden": (16,)})
+    return SemiSupervisedVAE.build(SHAPE, z_dim=2, num_classes=K, **kwargs)
+
+
+def binary(n):
+    return torch.bernoulli(torch.full((n, *SHAPE), 0.3))
+
+
+def sample_sites(trace):
+    return {
+        name: site
+        for name, site in trace.nodes.items()
+        if site["type"] == "sample" and not site_is_subsample(site)
+    }
+
+
+def test_trace_structure_with_enumerated_labels():
+    m2 = small_m2()
+    x, y = binary(5), torch.tensor([2, -1, 0, -1, -1])
+    guide = poutine.trace(poutine.enum(m2.guide, first_available_dim=-2)).get_trace(
+        x, y, num_data=20
+    )
+    model = poutine.trace(poutine.replay(m2.model, trace=guide)).get_trace(x, y, num_data=20)
+    guide_sites, model_sites = sample_sites(guide), sample_sites(model)
+    assert set(guide_sites) == {"z_labelled", "y_unlabelled", "z_unlabelled"}
+    assert set(model_sites) == {
+        *("y_labelled", "z_labelled", "x_labelled"),
+        *("y_unlabelled", "z_unlabelled", "x_unlabelled"),
+    }
+    observed = {name for name, site in model_sites.items() if site["is_observed"]}
+    assert observed == {"y_labelled", "x_labelled", "x_unlabelled"}
+    assert model_sites["y_labelled"]["value"].tolist() == [2, 0]
+    y_u = guide_sites["y_unlabelled"]
+    assert y_u["infer"]["enumerate"] == "parallel"
+    assert y_u["value"].shape == (K, 1) and y_u["value"].squeeze(1).tolist() == [0, 1, 2]
+    assert guide_sites["z_unlabelled"]["value"].shape == (K, 3, 2)  # a z per class and item
+    assert guide_sites["z_labelled"]["value"].shape == (2, 2)
+    assert model_sites["x_unlabelled"]["fn"].batch_shape == (K, 3)
+    for name, site in [*guide_sites.items(), *model_sites.items()]:
+        assert site["scale"] == 4.0, name  # num_data / B for both parts
+        part = name.split("_", 1)[1]
+        assert [f.name for f in site["cond_indep_stack"]] == [part]
+
+
+def test_all_labels_observed_is_a_conditional_vae_plus_the_classifier():
+    """With every label known, M2's loss is the CVAE's (same networks) minus N log p(y)
+    plus alpha times the classifier's scaled negative log-likelihood."""
+    m2 = small_m2(alpha=7.0)
+    parts = copy.deepcopy([m2.encoder, m2.decoder, m2.prior, m2.likelihood])  # not shared
+    cvae = ConditionalVAE(*parts, input_shape=SHAPE, num_classes=K)
+    x, y, n = binary(6), torch.tensor([0, 2, 1, 1, 0, 2]), 30
+    pyro.set_rng_seed(1)
+    loss = SemiSupervisedELBO(m2).loss(m2.model, m2.guide, x, y, num_data=n)
+    pyro.set_rng_seed(1)
+    cvae_loss = Trace_ELBO().loss(cvae.model, cvae.guide, x, y, num_data=n)
+    nll = F.cross_entropy(m2.classifier(x), y, reduction="sum").item() * n / len(x)
+    assert loss == pytest.approx(cvae_loss + n * math.log(K) + 7.0 * nll, rel=1e-5)
+    pyro.set_rng_seed(1)
+    grads_loss = SemiSupervisedELBO(m2).loss_and_grads(m2.model, m2.guide, x, y, num_data=n)
+    assert grads_loss == pytest.approx(loss, rel=1e-5)
+    assert all(p.grad is not None for p in m2.classifier.parameters())  # from alpha's term
+
+
+@pytest.mark.parametrize(
+    "labels", [[-1, -1, -1, -1], [1, -1, 0, -1], [2, 0, 1, 1]], ids=["none", "some", "all"]
+)
+def test_elbo_sums_the_classes_exactly_as_trace_enum_does(labels):
+    """``elbo`` (the enumeration written out: U(x) = sum_y q(y|x) [L(x, y) - log q(y|x)])
+    equals Pyro's TraceEnum_ELBO on the model and guide, draw for draw."""
+    m2 = small_m2()
+    x, y = binary(4), torch.tensor(labels)
+    pyro.set_rng_seed(5)
+    with warnings.catch_warnings():  # all labelled: nothing to enumerate, Pyro says so
+        warnings.simplefilter("ignore", UserWarning)
+        loss = TraceEnum_ELBO(max_plate_nesting=1).loss(m2.model, m2.guide, x, y)
+    pyro.set_rng_seed(5)
+    assert m2.elbo(x, y=y, reduction="sum").item() == pytest.approx(-loss, rel=1e-5)
+
+
+def test_log_likelihood_of_x_sums_over_the_classes():
+    m2 = small_m2()
+    x = binary(3)
+    pyro.set_rng_seed(0)
+    log_px = m2.log_likelihood(x, num_samples=2000)  # labels unknown
+    per_class = torch.stack(
+        [m2.log_likelihood(x, num_samples=2000, y=torch.full((3,), k)) for k in range(K)]
+    )
+    torch.testing.assert_close(log_px, per_class.logsumexp(0), atol=0.05, rtol=0)
+    assert bool((log_px > m2.elbo(x, num_samples=200, reduction="none")).all())
+
+
+def test_encode_is_the_mixture_over_classes():
+    m2 = small_m2()
+    x, y = binary(2), torch.tensor([1, -1])
+    q = m2.encode(x, y=y)
+    assert q.batch_shape == (2,) and q.event_shape == (2,)
+    loc, _ = m2._q_params(x, c=torch.tensor([1, 1]))
+    torch.testing.assert_close(q.mean[0], loc[0])  # known label: q(z | x, y)
+    probs = m2.predict_proba(x[1:])[0]
+    locs = torch.stack([m2._q_params(x[1:], c=torch.tensor([k]))[0][0] for k in range(K)])
+    torch.testing.assert_close(q.mean[1], probs @ locs)  # unknown: sum_y q(y|x) E[z|x, y]
+
+
+def position_data(n_train=1000, n_test=500):
+    """16x16 sprites labelled by side: left (0) or right (1) of the image."""
+    train, test = data.load("sprites", n_train=n_train, n_test=n_test, size=16)
+    side = lambda d: d.with_targets((d.targets[:, 3] > 0.5).long())  # noqa: E731
+    return side(train), side(test)
+
+
+def test_few_labels_train_a_classifier_well_above_chance():
+    train, test = position_data()
+    semi = data.hide_labels(train, per_class=10)  # 20 labels, 980 unlabelled
+    m2 = SemiSupervisedVAE.build((1, 16, 16), z_dim=4, num_classes=2,
+                                 net_kwargs={"hidden": (64,)})  # fmt: skip
+    history = fit(m2, semi, val=test, epochs=10, lr=5e-3, batch_size=100, progress=False)
+    assert history["train_elbo"][-1] > history["train_elbo"][0] + 20  # loss went down
+    accuracy = (m2.predict(test) == test.targets).float().mean().item()
+    assert accuracy > 0.7  # chance: 0.5
+    assert m2.predict_proba(test).sum(-1).allclose(torch.ones(len(test)))
+
+
+def test_a_pyro_optimizer_trains_the_classifier_too():
+    m2 = small_m2()
+    x, y = binary(8), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])  # all labelled: the guide
+    before = [p.detach().clone() for p in m2.classifier.parameters()]  # skips q(y|x)
+    fit(m2, (x, y), epochs=2, optim=pyro.optim.Adam({"lr": 1e-2}), progress=False)
+    after = list(m2.classifier.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    m2 = small_m2(alpha=3.0, net="conv", net_kwargs={"channels": (4, 4), "hidden": 8})
+    path = m2.save(tmp_path / "m2.pt")
+    loaded = load(path)
+    assert type(loaded) is SemiSupervisedVAE and loaded.config == m2.config
+    assert loaded.alpha == 3.0 and loaded.num_classes == K
+    x, y = binary(4), torch.tensor([0, -1, 2, -1])
+    torch.testing.assert_close(loaded.predict_proba(x), m2.predict_proba(x))
+    pyro.set_rng_seed(0)
+    a = m2.elbo(x, y=y, reduction="none")
+    pyro.set_rng_seed(0)
+    torch.testing.assert_close(loaded.elbo(x, y=y, reduction="none"), a)
+
+
+def test_generation_and_reconstruction():
+    m2 = small_m2()
+    assert m2.sample(4).shape == (4, *SHAPE) and m2.sample(4, y=2).shape == (4, *SHAPE)
+    pyro.set_rng_seed(0)
+    a = m2.sample(3, y=torch.tensor([0, 1, 2]))
+    pyro.set_rng_seed(0)
+    z = m2.prior(m2.encoder).sample((3,))
+    torch.testing.assert_close(a, m2.decode(z, y=torch.tensor([0, 1, 2])).mean)
+    x = binary(3)
+    labels = m2.predict(x)  # reconstruct uses the known label, else the predicted one
+    torch.testing.assert_close(m2.reconstruct(x), m2.reconstruct(x, y=labels))
+
+
+def test_hide_labels_is_stratified_and_seeded():
+    x, labels = torch.zeros(60, 2), torch.arange(60) % 3
+    kept = data.hide_labels((x, labels), per_class=4, seed=1).targets
+    assert (kept != data.UNLABELLED).sum() == 12
+    assert kept[kept >= 0].bincount().tolist() == [4, 4, 4]
+    assert bool((kept[kept >= 0] == labels[kept >= 0]).all())
+    assert torch.equal(kept, data.hide_labels((x, labels), per_class=4, seed=1).targets)
+    assert not torch.equal(kept, data.hide_labels((x, labels), per_class=4, seed=2).targets)
+    with pytest.raises(ValueError, match="fewer than per_class=21"):
+        data.hide_labels((x, labels), per_class=21)
+    with pytest.raises(ValueError, match="one integer class label per item"):
+        data.hide_labels((x, torch.zeros(60, 2)), per_class=1)
+
+
+def test_labels_are_checked_and_data_without_them_is_unlabelled():
+    m2 = small_m2()
+    x = binary(4)
+    with pytest.raises(ValueError, match=r"in 0\.\.2 or -1 \(unknown\)"):
+        fit(m2, (x, torch.tensor([0, 1, 3, -1])), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="one integer per item"):
+        m2.elbo((x, torch.tensor([0.5, 1, 2, 0])))
+    pyro.set_rng_seed(0)
+    a = m2.elbo(x, reduction="none")
+    pyro.set_rng_seed(0)
+    torch.testing.assert_close(m2.elbo(x, y=torch.full((4,), -1), reduction="none"), a)
+    with pytest.raises(ValueError, match="alpha"):
+        small_m2(alpha=-1.0)
+
+
+def test_evaluate_refuses_a_batch_split_into_labelled_and_unlabelled_items():
+    m2 = small_m2()
+    with pytest.raises(ValueError, match="site 'y_labelled' does not hold one value per item"):
+        evaluate.elbo_terms(m2, binary(4), y=torch.tensor([0, -1, 1, -1]))
