@@ -132,6 +132,7 @@ def fit(
     checkpoint_every: int = 1,
     resume: bool = False,
     clip_norm: float | None = None,
+    distributed: bool = False,
 ) -> dict[str, list[float]]:
     """Train ``vae`` by stochastic variational inference.
 
@@ -172,6 +173,14 @@ def fit(
         resume: continue from the checkpoint in ``checkpoint_dir`` (if there is one; else
             start afresh). ``epochs`` counts from the start of training, so a resumed run
             ends with exactly the parameters an uninterrupted run would have.
+        distributed: train in each of the processes ``torchrun`` starts (one per GPU, or
+            several on the CPU), with ``DistributedDataParallel`` (see
+            :mod:`pyvae.distributed`). ``batch_size`` is then the global batch, split
+            between the processes, so the run takes the same steps as one process would.
+            Only rank 0 writes the checkpoint and shows the progress bar; the history is
+            the same on every rank; callbacks run on every rank (give file-writing ones to
+            rank 0 only) and one rank's stop stops all. ``device``: None or ``"cuda"``
+            (``cuda:LOCAL_RANK``, NCCL) or ``"cpu"`` (gloo).
 
     Returns:
         history: a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the training
@@ -211,11 +220,26 @@ def fit(
     if val is not None:
         vae.check_data(*source(val))
 
+    ddp = None
+    if distributed:  # one of torchrun's processes: join the others, on cuda:LOCAL_RANK or CPU
+        from .distributed import Distributed
+
+        same = {"n": len(x), "epochs": epochs, "batch_size": batch_size, "seed": seed}
+        same.update(val=val is not None, checkpoint=checkpoint_dir is not None, resume=resume)
+        ddp = Distributed.start(device, **same)
+        if batch_size < ddp.world:
+            raise ValueError(
+                f"batch_size is the global batch, split between the {ddp.world} processes: "
+                f"it must be at least {ddp.world}, got {batch_size}"
+            )
+        device = ddp.device
     device = torch.device(device) if device is not None else vae.device
     vae.to(device)
     x = x.to(device)  # compact (e.g. uint8) on the device; transformed batch by batch
     if seed is not None:
         pyro.set_rng_seed(seed)
+    if ddp is not None:
+        ddp.seed(seed)  # rank r: seed + r
 
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -233,14 +257,22 @@ def fit(
         def step(where: str, *args: Any, **kwargs: Any) -> float:
             return checked_step(svi, where, *args, clip_norm=clip_norm, **kwargs)
 
+    if ddp is not None:  # the same ELBO and optimizer, over DistributedDataParallel
+        all_used = isinstance(elbo, DirectELBO) and beta > 0 and warmup_epochs == 0  # KL on
+        step = ddp.step_function(vae, elbo, adam if optim is None else optim, clip_norm, all_used)
+
     history: dict[str, list[float]] = {"epoch": [], "train_elbo": [], "kl_weight": [], "time_s": []}
     if val is not None:
         history["val_elbo"] = []
 
     step_count, first_epoch, in_progress = 0, 1, None
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    if resume and checkpoint.exists():
+    saved = None
+    if resume and ddp is not None:  # read by rank 0, sent to all
+        saved = ddp.read_checkpoint(checkpoint)
+    elif resume and checkpoint.exists():
         saved = load_checkpoint(checkpoint)  # on the CPU; load_state_dict moves tensors
+    if saved is not None:
         if saved["config"] != vae.config:
             raise ValueError(
                 f"{checkpoint} was written for another VAE ({saved['config']}); build the same "
@@ -259,7 +291,7 @@ def fit(
         set_rng_state(saved["rng"])
 
     def save(epoch_done: int, in_progress: dict | None = None) -> None:
-        save_checkpoint(
+        (save_checkpoint if ddp is None else ddp.save_checkpoint)(  # ddp: rank 0 writes
             checkpoint,
             in_progress=in_progress,
             config=vae.config,
@@ -277,8 +309,11 @@ def fit(
     vae.train()
     steps_this_call = 0
     quiet = contextlib.ExitStack()
+    if ddp is not None:  # Ctrl-C and SIGTERM stop all ranks at the same batch
+        quiet.enter_context(ddp.stop_together_on_signals())
     total_steps = max(0, epochs - first_epoch + 1) * steps_per_epoch
-    bar = tqdm(total=total_steps, disable=not progress, unit="step", desc="fit")
+    main = ddp is None or ddp.rank == 0
+    bar = tqdm(total=total_steps, disable=not (progress and main), unit="step", desc="fit")
     epoch, order, done, total = first_epoch - 1, None, 0, 0.0
     try:
         for epoch in range(first_epoch, epochs + 1):
@@ -289,10 +324,11 @@ def fit(
                 bar.update(done)
                 in_progress = None
             else:
-                order = torch.randperm(n, device=device)
+                order = torch.randperm(n, device=device) if ddp is None else ddp.permutation(n)
                 done, total = 0, 0.0
             rest = order[done * batch_size :]
-            for b, xb in enumerate(batches(x, transform, batch_size, order=rest), start=done):
+            shards = batches if ddp is None else ddp.batches  # ddp: this rank's share
+            for b, xb in enumerate(shards(x, transform, batch_size, order=rest), start=done):
                 weight = kl_weight_schedule(step_count, steps_per_epoch, beta, warmup_epochs)
                 loss = step(f"epoch {epoch}, batch {b + 1}", xb, num_data=n, kl_weight=weight)
                 if steps_this_call == 0:  # the model ran once with Pyro's checks; now skip them
@@ -304,31 +340,36 @@ def fit(
                 bar.update()
                 bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}")
             history["epoch"].append(epoch)
-            history["train_elbo"].append(-total / n)
+            history["train_elbo"].append(-(total if ddp is None else ddp.sum(total)) / n)
             history["kl_weight"].append(weight)
             if val is not None:
                 vae.eval()
-                history["val_elbo"].append(float(vae.elbo(val)))
+                history["val_elbo"].append(
+                    float(vae.elbo(val)) if ddp is None else ddp.elbo(vae, val)
+                )
                 vae.train()
                 bar.set_postfix(epoch=epoch, val_elbo=f"{history['val_elbo'][-1]:.2f}")
             history["time_s"].append(time.perf_counter() - start)
             if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
                 save(epoch)
             stop = [cb.on_epoch_end(epoch, history, vae) for cb in callbacks]
+            if ddp is not None:  # one rank's callback stops all
+                stop = [ddp.any(any(stop))]
             if any(stop):
                 break
     except KeyboardInterrupt:
-        if checkpoint is not None:
+        if checkpoint is not None and (ddp is None or ddp.stop_agreed):
             if order is None or history["epoch"][-1:] == [epoch]:  # between epochs
                 save(epoch)
             else:  # inside an epoch: save the position too, so a resume is exact
                 position = {"order": order.cpu(), "batches_done": done, "total": total}
                 save(epoch - 1, in_progress=position)
-            print(
-                f"\nInterrupted in epoch {epoch} after {done} batches. Saved {checkpoint}; "
-                f"continue with fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True).",
-                file=sys.stderr,
-            )
+            if main:
+                print(
+                    f"\nInterrupted in epoch {epoch} after {done} batches. Saved {checkpoint}; "
+                    f"continue with fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True).",
+                    file=sys.stderr,
+                )
         raise
     finally:
         quiet.close()
