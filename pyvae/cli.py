@@ -61,8 +61,9 @@ def _train(args: argparse.Namespace) -> int:
     from .model import VAE
     from .train import fit
 
+    main = not args.distributed or _rank() == 0  # under torchrun only rank 0 writes files
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
+    if main and out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
         raise FileExistsError(
             f"{out} exists and is not empty; choose another --out, or pass --overwrite to "
             "replace pyvae's files there (other files are left alone)"
@@ -86,10 +87,11 @@ def _train(args: argparse.Namespace) -> int:
         net=args.net,
         likelihood_kwargs=likelihood_kwargs,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    # --overwrite and --resume replace pyvae's own files only (--resume keeps the checkpoint).
-    for name in RUN_FILES if args.resume else (*RUN_FILES, "checkpoint.pt"):
-        (out / name).unlink(missing_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        # --overwrite and --resume replace pyvae's own files only (--resume keeps the checkpoint).
+        for name in RUN_FILES if args.resume else (*RUN_FILES, "checkpoint.pt"):
+            (out / name).unlink(missing_ok=True)
     history = fit(
         vae,
         train,
@@ -103,10 +105,13 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
-        callbacks=[CSVLogger(out / "history.csv", overwrite=args.resume)],
+        callbacks=[CSVLogger(out / "history.csv", overwrite=args.resume)] if main else [],
         checkpoint_dir=out,
         resume=args.resume,
+        distributed=args.distributed,
     )
+    if not main:
+        return 0
     vae.to("cpu")
     vae.save(out / "model.pt")
     run_args = {k: v for k, v in vars(args).items() if k != "func"}
@@ -376,6 +381,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --out from its checkpoint (written every epoch and on Ctrl-C)",
     )
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="run as one of the processes of `torchrun --nproc_per_node=N -m pyvae.cli train "
+        "--distributed ...` (DistributedDataParallel; --batch-size is the global batch; "
+        "rank 0 writes the run folder)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=_train)
 
@@ -461,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if args.command == "train":
+        if args.command == "train" and (not args.distributed or _rank() == 0):
             print("stopped; continue with the same command plus --resume", file=sys.stderr)
         return 130
     finally:
@@ -471,6 +483,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def _rank() -> int:
+    from .distributed import rank
+
+    return rank()
 
 
 if __name__ == "__main__":

@@ -164,6 +164,7 @@ def fit(
     checkpoint_every: int = 1,
     resume: bool = False,
     clip_norm: float | None = None,
+    distributed: bool = False,
 ) -> dict[str, list[float]]:
     """Train ``vae`` by stochastic variational inference.
 
@@ -209,6 +210,14 @@ def fit(
         resume: continue from the checkpoint in ``checkpoint_dir`` (if there is one; else
             start afresh). ``epochs`` counts from the start of training, so a resumed run
             ends with exactly the parameters an uninterrupted run would have.
+        distributed: train in each of the processes ``torchrun`` starts (one per GPU, or
+            several on the CPU), with ``DistributedDataParallel`` (see
+            :mod:`pyvae.distributed`). ``batch_size`` is then the global batch, split
+            between the processes, so the run takes the same steps as one process would.
+            Only rank 0 writes the checkpoint and shows the progress bar; the history is
+            the same on every rank; callbacks run on every rank (give file-writing ones to
+            rank 0 only) and one rank's stop stops all. ``device``: None or ``"cuda"``
+            (``cuda:LOCAL_RANK``, NCCL) or ``"cpu"`` (gloo).
 
     Returns:
         history: a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the training
@@ -247,12 +256,32 @@ def fit(
     if val is not None:
         vae.checked_data(val)
 
+    ddp = None
+    if distributed:  # one of torchrun's processes: join the others, on cuda:LOCAL_RANK or CPU
+        from .distributed import Distributed
+
+        if side:
+            raise ValueError(
+                f"distributed=True trains VAEs of x alone; {type(vae).__name__} takes "
+                f"{vae.side_input}=... per item, which distributed training does not split yet"
+            )
+        same = {"n": len(x), "epochs": epochs, "batch_size": batch_size, "seed": seed}
+        same.update(val=val is not None, checkpoint=checkpoint_dir is not None, resume=resume)
+        ddp = Distributed.start(device, **same)
+        if batch_size < ddp.world:
+            raise ValueError(
+                f"batch_size is the global batch, split between the {ddp.world} processes: "
+                f"it must be at least {ddp.world}, got {batch_size}"
+            )
+        device = ddp.device
     device = torch.device(device) if device is not None else vae.device
     vae.to(device)
     x = x.to(device)  # compact (e.g. uint8) on the device; transformed batch by batch
     side = {name: value.to(device) for name, value in side.items()}
     if seed is not None:
         pyro.set_rng_seed(seed)
+    if ddp is not None:
+        ddp.seed(seed)  # rank r: seed + r
 
     n = len(x)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -264,7 +293,7 @@ def fit(
         def step(where: str, *args: Any, **kwargs: Any) -> float:
             return torch_step(vae, elbo, adam, where, *args, clip_norm=clip_norm, **kwargs)
 
-        if device.type == "cuda" and isinstance(elbo, DirectELBO):  # replay a CUDA graph
+        if ddp is None and device.type == "cuda" and isinstance(elbo, DirectELBO):  # a CUDA graph
             step = GraphedStep(vae, elbo, adam, step, clip_norm)
     else:  # pyro.infer.SVI with the given Pyro optimizer
         svi = SVI(vae.model, vae.guide, optim, elbo)
@@ -272,14 +301,22 @@ def fit(
         def step(where: str, *args: Any, **kwargs: Any) -> float:
             return checked_step(svi, where, *args, clip_norm=clip_norm, **kwargs)
 
+    if ddp is not None:  # the same ELBO and optimizer, over DistributedDataParallel
+        all_used = isinstance(elbo, DirectELBO) and beta > 0 and warmup_epochs == 0  # KL on
+        step = ddp.step_function(vae, elbo, adam if optim is None else optim, clip_norm, all_used)
+
     history: dict[str, list[float]] = {"epoch": [], "train_elbo": [], "kl_weight": [], "time_s": []}
     if val is not None:
         history["val_elbo"] = []
 
     step_count, first_epoch, in_progress = 0, 1, None
     checkpoint = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    if resume and checkpoint.exists():
+    saved = None
+    if resume and ddp is not None:  # read by rank 0, sent to all
+        saved = ddp.read_checkpoint(checkpoint)
+    elif resume and checkpoint.exists():
         saved = load_checkpoint(checkpoint)  # on the CPU; load_state_dict moves tensors
+    if saved is not None:
         if saved["config"] != vae.config:
             raise ValueError(
                 f"{checkpoint} was written for another VAE ({saved['config']}); build the same "
@@ -301,7 +338,7 @@ def fit(
         set_rng_state(saved["rng"])
 
     def save(epoch_done: int, in_progress: dict | None = None) -> None:
-        save_checkpoint(
+        (save_checkpoint if ddp is None else ddp.save_checkpoint)(  # ddp: rank 0 writes
             checkpoint,
             in_progress=in_progress,
             config=vae.config,
@@ -319,8 +356,11 @@ def fit(
     vae.train()
     steps_this_call = 0
     quiet = contextlib.ExitStack()
+    if ddp is not None:  # Ctrl-C and SIGTERM stop all ranks at the same batch
+        quiet.enter_context(ddp.stop_together_on_signals())
     total_steps = max(0, epochs - first_epoch + 1) * steps_per_epoch
-    bar = tqdm(total=total_steps, disable=not progress, unit="step", desc="fit")
+    main = ddp is None or ddp.rank == 0
+    bar = tqdm(total=total_steps, disable=not (progress and main), unit="step", desc="fit")
     epoch, order, done, total = first_epoch - 1, None, 0, 0.0
     try:
         for epoch in range(first_epoch, epochs + 1):
@@ -331,10 +371,11 @@ def fit(
                 bar.update(done)
                 in_progress = None
             else:
-                order = torch.randperm(n, device=device)
+                order = torch.randperm(n, device=device) if ddp is None else ddp.permutation(n)
                 done, total = 0, 0.0
             rest = order[done * batch_size :]
-            xs = batches(x, transform, batch_size, order=rest)
+            shards = batches if ddp is None else ddp.batches  # ddp: this rank's share
+            xs = shards(x, transform, batch_size, order=rest)
             sides = side_batches(side, batch_size, order=rest)  # endless {} for a plain VAE
             for b, (xb, sb) in enumerate(zip(xs, sides, strict=False), start=done):
                 weight = kl_weight_schedule(step_count, steps_per_epoch, beta, warmup_epochs)
@@ -351,31 +392,36 @@ def fit(
                 bar.set_postfix(epoch=epoch, elbo=f"{-loss / n:.2f}", refresh=False)
                 bar.update()
             history["epoch"].append(epoch)
-            history["train_elbo"].append(-total / n)
+            history["train_elbo"].append(-(total if ddp is None else ddp.sum(total)) / n)
             history["kl_weight"].append(weight)
             if val is not None:
                 vae.eval()
-                history["val_elbo"].append(float(vae.elbo(val)))
+                history["val_elbo"].append(
+                    float(vae.elbo(val)) if ddp is None else ddp.elbo(vae, val)
+                )
                 vae.train()
                 bar.set_postfix(epoch=epoch, val_elbo=f"{history['val_elbo'][-1]:.2f}")
             history["time_s"].append(time.perf_counter() - start)
             if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
                 save(epoch)
             stop = [cb.on_epoch_end(epoch, history, vae) for cb in callbacks]
+            if ddp is not None:  # one rank's callback stops all
+                stop = [ddp.any(any(stop))]
             if any(stop):
                 break
     except KeyboardInterrupt:
-        if checkpoint is not None:
+        if checkpoint is not None and (ddp is None or ddp.stop_agreed):
             if order is None or history["epoch"][-1:] == [epoch]:  # between epochs
                 save(epoch)
             else:  # inside an epoch: save the position too, so a resume is exact
                 position = {"order": order.cpu(), "batches_done": done, "total": total}
                 save(epoch - 1, in_progress=position)
-            print(
-                f"\nInterrupted in epoch {epoch} after {done} batches. Saved {checkpoint}; "
-                f"continue with fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True).",
-                file=sys.stderr,
-            )
+            if main:
+                print(
+                    f"\nInterrupted in epoch {epoch} after {done} batches. Saved {checkpoint}; "
+                    f"continue with fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True).",
+                    file=sys.stderr,
+                )
         raise
     finally:
         quiet.close()
