@@ -13,9 +13,12 @@ from . import (
     config,
     data,
     evaluate,
+    hierarchical,
+    iwae,
     likelihoods,
     nets,
     plots,
+    posteriors,
     priors,
 )
 from .io import load, save
@@ -35,6 +38,9 @@ __all__ = [
     "config",
     "data",
     "evaluate",
+    "hierarchical",
+    "iwae",
+    "posteriors",
     "priors",
     "likelihoods",
     "nets",
