@@ -122,8 +122,7 @@ class IAFPosterior(dist.TransformedDistribution):
     @property
     def mean(self) -> torch.Tensor:
         with torch.no_grad():
-            total = torch.zeros(self.batch_shape + self.event_shape)
-            total = total.to(self.base_dist.mean)
+            total = torch.zeros_like(self.base_dist.mean)
             for _ in range(self.num_mean_samples):
                 total += self.sample()
             return total / self.num_mean_samples

@@ -11,7 +11,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from pyvae import VAE, fit, likelihoods, load, nets, priors
+from pyvae import VAE, fit, likelihoods, load, nets, plots, priors
 from pyvae.posteriors import IAFVAE, ExtraOutputEncoder, IAFPosterior, LowRankVAE
 
 SHAPE = (1, 8, 8)
@@ -126,6 +126,7 @@ def test_a_few_epochs_raise_the_elbo_and_methods_work(make, x):
     assert q.batch_shape == (96,) and q.event_shape == (3,) and q.mean.shape == (96, 3)
     assert torch.isfinite(q.log_prob(q.sample())).all()
     assert vae.reconstruct(x[:5]).shape == (5, *SHAPE) and vae.sample(4).shape == (4, *SHAPE)
+    assert "latent_space" not in plots.run_figures(vae, history, x)  # x has no labels
     ll = vae.log_likelihood(x[:32], num_samples=100)
     assert ll.shape == (32,) and ll.mean() > vae.elbo(x[:32], num_samples=100)
 
