@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .evaluate import elbo_terms, log_likelihood
+from .model import VAE
 
 __all__ = ["SCORES", "score", "Detector", "auroc", "average_precision"]
 
@@ -39,6 +40,11 @@ def score(vae, data: Any, method: str = "elbo", num_samples: int | None = None) 
     if method == "log_likelihood":
         return -log_likelihood(vae, data, num_samples=num_samples)
     if method == "latent":
+        if type(vae).model is not VAE.model:
+            raise ValueError(
+                f"the 'latent' score needs pyvae.VAE's model (p(z) over the encoder's code); "
+                f"{type(vae).__name__} has its own: use 'elbo' or 'log_likelihood'"
+            )
         z = vae.encode(data).mean
         return -vae.prior(vae.encoder).log_prob(z)
     terms = elbo_terms(vae, data, num_samples=num_samples)

@@ -188,6 +188,11 @@ def kl_per_dim(vae, data: Any) -> torch.Tensor:
     Closed form; needs a prior that factorises over dimensions into normals (as
     ``StandardNormal``). Their sum is the average KL term of the ELBO.
     """
+    if not DirectELBO.valid_for(vae):  # its own model or guide
+        raise ValueError(
+            f"kl_per_dim needs pyvae.VAE's own model and guide (a diagonal normal q(z|x)); "
+            f"{type(vae).__name__} has others: use elbo_terms for its total KL"
+        )
     prior = vae.prior(vae.encoder)
     base = getattr(prior, "base_dist", None)
     if not isinstance(base, torch.distributions.Normal):
