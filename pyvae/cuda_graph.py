@@ -26,7 +26,20 @@ import torch
 from .checks import non_finite_step
 from .objectives import DirectELBO
 
-__all__ = ["GraphedStep"]
+__all__ = ["GraphedStep", "capturable"]
+
+
+def capturable(vae) -> bool:
+    """Whether ``fit`` replays ``vae``'s step from a CUDA graph: a plain VAE whose parts
+    are all pyvae's own, except :class:`~pyvae.priors.FlowPrior` (Pyro's transforms cache
+    their last input and output, which keeps the previous step's autograd graph alive
+    across replays). Your own parts run eagerly: a graph replays only what was recorded,
+    and pyvae cannot check that a part records everything it does."""
+    from .priors import FlowPrior
+
+    parts = (vae.encoder, vae.decoder, vae.prior, vae.likelihood)
+    own = all(type(part).__module__.startswith("pyvae.") for part in parts)
+    return DirectELBO.valid_for(vae) and own and not isinstance(vae.prior, FlowPrior)
 
 
 class GraphedStep:
@@ -97,8 +110,8 @@ class GraphedStep:
         first."""
         previous = torch.cuda.get_sync_debug_mode()
         torch.cuda.set_sync_debug_mode("error")
-        try:
-            with pyro.validation_enabled(False):
+        try:  # fork_rng: the probe's draws do not shift those of training
+            with pyro.validation_enabled(False), torch.random.fork_rng(devices=[x.device]):
                 weight = torch.ones((), device=x.device)
                 self.elbo.differentiable_loss(x, num_data, weight).backward()
         except RuntimeError as e:

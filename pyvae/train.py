@@ -30,7 +30,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .checks import STEP_ADVICE, check_int, non_finite_step
-from .cuda_graph import GraphedStep
+from .cuda_graph import GraphedStep, capturable
 from .data import batches, side_batches
 from .model import VAE
 from .objectives import DirectELBO
@@ -293,7 +293,8 @@ def fit(
         def step(where: str, *args: Any, **kwargs: Any) -> float:
             return torch_step(vae, elbo, adam, where, *args, clip_norm=clip_norm, **kwargs)
 
-        if ddp is None and device.type == "cuda" and isinstance(elbo, DirectELBO):  # a CUDA graph
+        graph = device.type == "cuda" and isinstance(elbo, DirectELBO) and capturable(vae)
+        if ddp is None and graph:  # replay the step from a CUDA graph
             step = GraphedStep(vae, elbo, adam, step, clip_norm)
     else:  # pyro.infer.SVI with the given Pyro optimizer
         svi = SVI(vae.model, vae.guide, optim, elbo)

@@ -315,3 +315,16 @@ def test_gradient_clipping_bounds_the_update(sprites):
     assert np.isfinite(hist["train_elbo"][0])
     with pytest.raises(ValueError, match="clip_norm"):
         fit(vae, train, clip_norm=0, progress=False)
+
+
+def test_only_pyvaes_own_parts_are_replayed_from_a_cuda_graph():
+    from pyvae.cuda_graph import capturable
+
+    class OwnPrior(priors.StandardNormal):  # a user's class, even if it only inherits
+        pass
+
+    assert capturable(small_vae()) and capturable(small_vae("mog"))
+    assert not capturable(small_vae("flow"))  # Pyro transforms cache the last step
+    vae = small_vae()
+    vae.prior = OwnPrior(vae.z_dim)
+    assert not capturable(vae)
