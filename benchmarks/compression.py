@@ -1,6 +1,6 @@
 """Lossless compression of MNIST by bits-back coding, against general-purpose codecs.
 
-    python benchmarks/compression.py                       # about 12 min on 2 busy cores
+    python benchmarks/compression.py                       # 5-25 min on 2 (busy) cores
     python benchmarks/compression.py --epochs 1 --n 100    # a quick check
     python benchmarks/compression.py --device cuda --epochs 100 --n 10000
 
@@ -118,14 +118,23 @@ def model_for(name: str, args: argparse.Namespace) -> tuple[VAE, np.ndarray, str
         net_kwargs={"hidden": tuple(args.hidden)},
     )
     start = time.perf_counter()
-    fit(vae, train, epochs=args.epochs, lr=args.lr, device=args.device, progress=False)
+    fit(
+        vae,
+        train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        progress=False,
+    )
     vae.to("cpu")
     if args.save:
         vae.save(Path(args.save) / f"{name}.pt", overwrite=True)
     hidden = "-".join(map(str, args.hidden))
     what = (
-        f"MLP 784-{hidden}-{args.z_dim}, {likelihood}, {args.epochs} epochs on "
-        f"{len(train)} images ({time.perf_counter() - start:.0f} s)"
+        f"MLP 784-{hidden}-{args.z_dim}, {likelihood}, {args.epochs} epochs (batch "
+        f"{args.batch_size}, Adam {args.lr}) on {len(train)} images "
+        f"({time.perf_counter() - start:.0f} s)"
     )
     return vae, images, what
 
@@ -172,7 +181,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--z-dim", type=int, default=32)
     parser.add_argument("--hidden", type=int, nargs="*", default=[512, 256])
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--device", default=None, help="where to train: cpu, cuda")
     parser.add_argument("--latent-bits", type=int, default=lossless.LATENT_BITS)
     parser.add_argument("--elbo-samples", type=int, default=10, help="draws of z per image")

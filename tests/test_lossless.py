@@ -46,6 +46,21 @@ def test_discretized_logistic_round_trip_on_all_256_values():
     _round_trip(vae, x)
 
 
+def test_discretized_logistic_cdf_gives_its_bin_probabilities():
+    """The coder's 8-bit probabilities (CDF differences) are the likelihood's own."""
+    d = likelihoods.DiscretizedLogisticDistribution(
+        torch.tensor([[-0.98], [-0.3], [0.5], [1.2]], dtype=torch.float64),
+        torch.tensor([[-3.0], [-2.0], [-4.0], [-1.0]], dtype=torch.float64),
+    )
+    values = torch.arange(256, dtype=torch.float64)
+    cdf = d.cdf(values)  # (4, 256)
+    probs = torch.diff(cdf, prepend=torch.zeros(4, 1, dtype=torch.float64))
+    assert bool((cdf[:, -1] == 1).all()) and bool((probs >= 0).all())
+    assert torch.allclose(probs.sum(1), torch.ones(4, dtype=torch.float64))
+    mass = probs > 1e-5  # where log_prob uses the bin mass, not its density approximation
+    assert torch.allclose(probs[mass], d.log_prob(values).exp()[mass], rtol=1e-10)
+
+
 @pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
 def test_counts_round_trip_in_and_outside_the_window(likelihood):
     """Counts near a predicted mean of ~1000 are coded in its window; 0, 5 (below it),
