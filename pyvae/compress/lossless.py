@@ -158,7 +158,8 @@ class _Bins(_Values):
 
 class _Counts(_Values):
     """Counts coded in a window of ``window`` values around each predicted mean, plus an
-    escape symbol (index ``window``) followed by an Elias-gamma code of the count."""
+    escape symbol (index ``window``) followed by a length-prefixed binary code of the
+    count."""
 
     def __init__(self, window: int, models):
         super().__init__(window, models)
@@ -190,8 +191,8 @@ class _Counts(_Values):
         x[escaped] = torch.tensor(counts, dtype=torch.int64)
         return x
 
-    # Elias gamma through uniform symbols: the bit length of n = x + 1 (5 bits), then the
-    # bits of n below its leading 1 in chunks of at most 16 bits.
+    # An escaped count x through uniform symbols: the bit length of n = x + 1 (5 bits),
+    # then the bits of n below its leading 1 in chunks of at most 16 bits.
     def _chunks(self, length: int) -> list[int]:
         bits = length - 1
         return [b for b in (min(bits, 16), max(bits - 16, 0)) if b > 0]
