@@ -4,7 +4,9 @@ pyvae train                                   # built-in sprites -> runs/sprites
 pyvae train --dataset mnist --root DIR --likelihood continuous_bernoulli --net conv
 pyvae evaluate RUN                            # test ELBO, log-likelihood, active units
 pyvae score RUN --method elbo                 # RUN/scores-elbo.npy (anomaly scores)
-pyvae compress RUN --bits 8                   # RUN/codes-test-8bit.npz
+pyvae latent-codes RUN --bits 8               # RUN/codes-test-8bit.npz (lossy)
+pyvae compress RUN INPUT.npy OUTPUT           # lossless, bits-back coding
+pyvae decompress RUN INPUT OUTPUT.npy         # the exact data back
 pyvae sample RUN -n 64                        # RUN/samples.png
 pyvae reconstruct RUN                         # RUN/reconstructions-test.png
 pyvae encode RUN                              # RUN/latents-test.npy (posterior means)
@@ -222,7 +224,7 @@ def _save_npy(tmp: str, array) -> None:
         np.save(f, array)
 
 
-def _compress(args: argparse.Namespace) -> int:
+def _latent_codes(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import compress
@@ -247,6 +249,77 @@ def _compress(args: argparse.Namespace) -> int:
         f"{codes.num_bytes} bytes ({codes.bits_per_dim(vae.input_shape):.4f} bits/dim); "
         f"reconstruction MSE {mse:.5f}"
     )
+    return 0
+
+
+def _read_array(path: Path, key: str | None):
+    """The array in a .npy, .npz (the one array, or ``key``) or IDX file."""
+    import numpy as np
+
+    from .data import read_idx
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    if name.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            if key is None and len(keys) != 1:
+                raise ValueError(f"{path} holds the arrays {keys}: choose one with --key")
+            if key is not None and key not in keys:
+                raise ValueError(f"{path} has no array {key!r}; its arrays: {keys}")
+            return z[key or keys[0]]
+    if "ubyte" in name or name.endswith((".idx", ".gz")):
+        return read_idx(path)
+    raise ValueError(f"{path}: unknown file type; use .npy, .npz or IDX (*-ubyte, .gz)")
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from .compress import lossless
+    from .io import atomic_write
+
+    _, vae, _ = _open_run(args.run)
+    x = _read_array(Path(args.input), args.key)
+    blob = lossless.encode(vae, x, latent_bits=args.latent_bits)
+    path = atomic_write(args.output, lambda tmp: Path(tmp).write_bytes(blob), args.overwrite)
+    info = lossless.info(blob)
+    bits, initial, dims = 8 * len(blob), info["initial_bits"], max(x.size, 1)
+    print(
+        f"wrote {path}: {len(x)} items, {x.nbytes} bytes -> {len(blob)} bytes, "
+        f"{bits / dims:.4f} bits/dim ({(bits - initial) / dims:.4f} without the {initial} "
+        "initial bits)"
+    )
+    return 0
+
+
+def _decompress(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .compress import lossless
+    from .io import atomic_write
+
+    _, vae, _ = _open_run(args.run)
+    source = Path(args.input)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    output = Path(args.output)
+    if output.suffix not in (".npy", ".npz"):
+        raise ValueError(f"{output}: the output must be a .npy or .npz file")
+    if output.exists() and not args.overwrite:  # before the work of decoding
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    x = lossless.decode(vae, source.read_bytes()).numpy()
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            if output.suffix == ".npz":
+                np.savez(f, **{args.key or "x": x})
+            else:
+                np.save(f, x)
+
+    atomic_write(output, write, args.overwrite)
+    print(f"wrote {output}: {len(x)} items, shape {x.shape}, dtype {x.dtype}")
     return 0
 
 
@@ -422,13 +495,35 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--overwrite", action="store_true")
 
     z = run_command(
-        "compress", "quantise the posterior means of a split to compact codes", _compress
+        "latent-codes",
+        "lossy: quantise the posterior means of a split to compact codes",
+        _latent_codes,
     )
     z.add_argument("--bits", type=int, default=8, help="bits per latent dimension")
     z.add_argument("--limit", type=float, default=4.0, help="clip codes to +-limit")
     z.add_argument("--split", default="test", choices=["test", "train"])
     z.add_argument("--out", default=None, help=".npz path")
     z.add_argument("--overwrite", action="store_true")
+
+    lc = run_command(
+        "compress",
+        "lossless: compress a data file with the trained model by bits-back coding",
+        _compress,
+    )
+    lc.add_argument("input", help="items of the model's input shape: .npy, .npz or IDX")
+    lc.add_argument("output", help="the compressed file")
+    lc.add_argument("--key", default=None, help="the array to compress in an .npz")
+    lc.add_argument(
+        "--latent-bits", type=int, default=12, help="2**bits buckets per latent dimension"
+    )
+    lc.add_argument("--overwrite", action="store_true")
+    ld = run_command(
+        "decompress", "lossless: the exact data back from a `pyvae compress` file", _decompress
+    )
+    ld.add_argument("input", help="a file written by `pyvae compress` with this run's model")
+    ld.add_argument("output", help=".npy (or .npz) file to write")
+    ld.add_argument("--key", default=None, help="the array's name in an .npz output (x)")
+    ld.add_argument("--overwrite", action="store_true")
 
     s = run_command("sample", "write an image grid of samples from the prior", _sample)
     s.add_argument("-n", type=int, default=64, help="number of samples")
@@ -469,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, TypeError, ImportError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

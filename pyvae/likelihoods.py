@@ -303,6 +303,11 @@ class DiscretizedLogisticDistribution(dist.TorchDistribution):
             torch.where(value > 254.5, log_one_minus_cdf_minus, log_mid_bin),
         )
 
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        """P(X <= value) for integer values: the logistic CDF at ``value + 1/2`` (1 from 255 on)."""
+        plus = torch.exp(-self.log_scale) * ((value + 0.5) / 127.5 - 1.0 - self.loc)
+        return torch.where(value < 254.5, torch.sigmoid(plus), torch.ones_like(plus))
+
     def sample(self, sample_shape: torch.Size = _EMPTY) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():

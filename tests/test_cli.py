@@ -62,7 +62,7 @@ def test_evaluate_prints_elbo_log_likelihood_and_active_units(run, capsys):
     assert "nats per example" in out and "log-likelihood" in out
 
 
-def test_score_and_compress_write_files(run, tmp_path, capsys):
+def test_score_and_latent_codes_write_files(run, tmp_path, capsys):
     assert main(["score", str(run), "--method", "latent"]) == 0
     scores = np.load(run / "scores-latent.npy")
     assert scores.shape == (128,) and np.isfinite(scores).all()
@@ -72,7 +72,7 @@ def test_score_and_compress_write_files(run, tmp_path, capsys):
     out = tmp_path / "s.npy"
     assert main(["score", str(run), "--data", str(tmp_path / "blank.npy"), "--out", str(out)]) == 0
     assert np.load(out).shape == (5,)
-    assert main(["compress", str(run), "--bits", "4"]) == 0
+    assert main(["latent-codes", str(run), "--bits", "4"]) == 0
     printed = capsys.readouterr().out
     assert "bits/dim" in printed and "MSE" in printed
     with np.load(run / "codes-test-4bit.npz") as codes:

@@ -4,7 +4,7 @@ Each item becomes ``z_dim`` integers of ``bits`` bits: E[z|x] clipped to
 ``[-limit, limit]`` (prior standard deviations) and rounded to ``2**bits`` levels.
 Decoding maps the integers back to z and decodes E[x|z]. :func:`rate_distortion` reports
 the code size and the reconstruction error for several ``bits``.
-(Lossless bits-back coding is a later step.)
+Lossless compression by bits-back coding is :mod:`pyvae.compress.lossless`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
-from .checks import check_int
-from .data import as_tensor
+from ..checks import check_int
+from ..data import as_tensor
+from . import lossless
 
-__all__ = ["Codes", "encode", "decode", "rate_distortion"]
+__all__ = ["Codes", "encode", "decode", "rate_distortion", "lossless"]
 
 
 @dataclass

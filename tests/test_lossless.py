@@ -1,0 +1,344 @@
+"""Lossless compression by bits-back coding (pyvae.compress.lossless): exact round trips
+for every supported likelihood, code length against the negative ELBO, the file's
+checks (wrong model, damaged files), unsupported parts, and the CLI."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import small_vae
+
+from pyvae import VAE, evaluate, likelihoods
+from pyvae.cli import main
+
+lossless = pytest.importorskip("pyvae.compress.lossless")
+pytest.importorskip("constriction")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _round_trip(vae, x):
+    blob = lossless.encode(vae, x)
+    y = lossless.decode(vae, blob)
+    assert isinstance(y, torch.Tensor)
+    assert y.dtype == (torch.as_tensor(x).dtype) and y.shape == tuple(x.shape)
+    assert torch.equal(y, torch.as_tensor(x))
+    return blob
+
+
+# --------------------------------------------------------------------------- round trips
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bool, torch.float32, torch.int64])
+def test_bernoulli_round_trip_keeps_values_and_dtype(dtype):
+    vae = small_vae()
+    x = (torch.rand(30, 1, 8, 8) < 0.3).to(dtype)
+    _round_trip(vae, x)
+
+
+def test_discretized_logistic_round_trip_on_all_256_values():
+    vae = small_vae(likelihood="discretized_logistic", shape=(3, 4, 4))
+    x = (torch.arange(6 * 48) % 256).to(torch.uint8).reshape(6, 3, 4, 4)  # 0..255 all appear
+    x = torch.cat([x, torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8)])
+    _round_trip(vae, x)
+
+
+def test_discretized_logistic_cdf_gives_its_bin_probabilities():
+    """The coder's 8-bit probabilities (CDF differences) are the likelihood's own."""
+    d = likelihoods.DiscretizedLogisticDistribution(
+        torch.tensor([[-0.98], [-0.3], [0.5], [1.2]], dtype=torch.float64),
+        torch.tensor([[-3.0], [-2.0], [-4.0], [-1.0]], dtype=torch.float64),
+    )
+    values = torch.arange(256, dtype=torch.float64)
+    cdf = d.cdf(values)  # (4, 256)
+    probs = torch.diff(cdf, prepend=torch.zeros(4, 1, dtype=torch.float64))
+    assert bool((cdf[:, -1] == 1).all()) and bool((probs >= 0).all())
+    assert torch.allclose(probs.sum(1), torch.ones(4, dtype=torch.float64))
+    mass = probs > 1e-5  # where log_prob uses the bin mass, not its density approximation
+    assert torch.allclose(probs[mass], d.log_prob(values).exp()[mass], rtol=1e-10)
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "negative_binomial"])
+def test_counts_round_trip_in_and_outside_the_window(likelihood):
+    """Counts near a predicted mean of ~1000 are coded in its window; 0, 5 (below it),
+    10**5 and 2**31 - 1 (above it) go through the escape code."""
+    vae = small_vae(likelihood=likelihood, shape=(12,))
+    with torch.no_grad():
+        vae.decoder.net[-1].bias.fill_(1000.0)  # softplus(1000) = 1000: the predicted mean
+    x = torch.poisson(torch.full((25, 12), 1000.0)).long()
+    x[0, :4] = torch.tensor([0, 5, 10**5, 2**31 - 1])
+    x[1] = torch.arange(12) * 191  # both sides, and the window's edges 872 and 1127
+    x[2, :2] = torch.tensor([872, 1127])
+    blob = _round_trip(vae, x)
+    _round_trip(vae, x.double().numpy())  # counts as floats, from NumPy, come back as such
+    if likelihood == "poisson":  # in the window a count costs ~7 bits; escaped, >= 15
+        assert lossless.info(blob)["payload_bytes"] * 8 < x.numel() * 10
+
+
+def test_counts_round_trip_for_an_untrained_model():
+    """Predicted means near 0: small counts are in the window, large ones escape."""
+    vae = small_vae(likelihood="poisson", shape=(20,))
+    x = torch.poisson(torch.full((30, 20), 2.0)).to(torch.int32)
+    x[3, 3] = 4096
+    _round_trip(vae, x)
+
+
+def test_real_shaped_items_and_an_array_of_other_item_shape():
+    """MNIST-shaped items (N, 1, 28, 28); (N, 28, 28) with as many values per item is
+    coded as the model's shape and comes back in its own shape."""
+    vae = small_vae(shape=(1, 28, 28))
+    x = (torch.rand(12, 28, 28) < 0.15).to(torch.uint8)
+    _round_trip(vae, x)
+    _round_trip(vae, x.reshape(12, 1, 28, 28).numpy())
+
+
+@pytest.mark.parametrize("name", ["binarized", "8bit"])
+def test_real_mnist_round_trip(name):
+    from pyvae import data
+
+    if name == "binarized":
+        path = SHARED_DATA / "binarized_mnist" / "binarized_mnist_packbits.npz"
+        likelihood = "bernoulli"
+    else:
+        path = SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+        likelihood = "discretized_logistic"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    if name == "binarized":
+        x = data.load("binarized_mnist", root=SHARED_DATA, download=False)[1].data[:16]
+    else:
+        x = torch.from_numpy(data.read_idx(path)[:8])  # (8, 28, 28) uint8
+    vae = small_vae(likelihood=likelihood, shape=(1, 28, 28))
+    _round_trip(vae, x)
+
+
+def test_empty_input_round_trips():
+    vae = small_vae()
+    x = torch.zeros(0, 1, 8, 8, dtype=torch.uint8)
+    blob = _round_trip(vae, x)
+    assert lossless.info(blob)["count"] == 0
+
+
+def test_same_bytes_every_time_and_the_model_left_as_it_was():
+    vae = small_vae()
+    vae.train()
+    threads = torch.get_num_threads()
+    x = (torch.rand(10, 1, 8, 8) < 0.5).to(torch.uint8)
+    assert lossless.encode(vae, x) == lossless.encode(vae, x)
+    assert vae.training and torch.get_num_threads() == threads
+
+
+def test_decodes_in_another_process_with_a_loaded_model(tmp_path):
+    """The decoder recomputes the encoder's probabilities bit for bit in a new process
+    (more torch threads, the model loaded from its file)."""
+    vae = small_vae(likelihood="discretized_logistic", shape=(1, 6, 6))
+    x = torch.randint(0, 256, (16, 1, 6, 6), dtype=torch.uint8)
+    vae.save(tmp_path / "model.pt")
+    (tmp_path / "x.bb").write_bytes(lossless.encode(vae, x))
+    code = (
+        "import sys, torch, numpy as np, pyvae; from pyvae.compress import lossless; "
+        "torch.set_num_threads(2); d = sys.argv[1]; v = pyvae.load(d + '/model.pt'); "
+        "np.save(d + '/y.npy', lossless.decode(v, open(d + '/x.bb', 'rb').read()).numpy())"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=Path.cwd())
+    assert np.array_equal(np.load(tmp_path / "y.npy"), x.numpy())
+
+
+# --------------------------------------------------------------------------- code length
+def test_code_length_is_close_to_the_negative_elbo(trained):
+    """Per item, the bits-back code costs -log2 p(x|z) - log2 P(z) + log2 Q(z|x) for the
+    z it pops, on average over z ~ Q the negative ELBO of the discretised latents. With
+    2**12 buckets per latent dimension (~16 buckets per posterior standard deviation
+    here) the discretisation changes that by well under 1 %: 1 % is allowed for it.
+    The rest is noise: one z per item, so the mean over N items has a standard error of
+    (the within-item standard deviation of the log-weights) / sqrt(N), 3 of them are
+    allowed; and the stack is counted in whole 32-bit words (< 32 / N bits per item).
+    The test items are coded 4 times over (the stack differs, so z does) to shrink the
+    noise."""
+    vae, x = trained
+    x = x.repeat(4, 1, 1, 1)
+    blob = lossless.encode(vae, x)
+    info = lossless.info(blob)
+    code = (8 * info["payload_bytes"] - info["initial_bits"]) / len(x)  # bits per item
+    log_w = evaluate.log_weights(vae, x[: len(x) // 4], 500) / math.log(2)  # (500, N) bits
+    negative_elbo = -float(log_w.mean())
+    standard_error = float(log_w.var(0).mean().sqrt()) / math.sqrt(len(x))
+    tolerance = 0.01 * negative_elbo + 3 * standard_error + 32 / len(x)
+    assert abs(code - negative_elbo) < tolerance, (code, negative_elbo, tolerance)
+    assert tolerance < 0.03 * negative_elbo  # tight enough to mean something
+    # The whole file: the stack, the initial bits once and a header of a few hundred bytes.
+    assert info["total_bytes"] < info["payload_bytes"] + 600
+    assert info["initial_bits"] == 32 * (math.ceil(vae.z_dim * 12 / 32) + 2)
+
+
+def test_more_latent_bits_round_trip_too(trained):
+    vae, x = trained
+    for bits in (1, 6, 16):
+        blob = lossless.encode(vae, x[:8], latent_bits=bits)
+        assert lossless.info(blob)["latent_bits"] == bits
+        assert torch.equal(lossless.decode(vae, blob), x[:8])
+
+
+# --------------------------------------------------------------------------- errors
+def test_another_model_is_refused(trained):
+    vae, x = trained
+    blob = lossless.encode(vae, x[:4])
+    other = VAE.build(input_shape=(1, 16, 16), z_dim=3, net_kwargs={"hidden": (32,)})
+    with pytest.raises(ValueError, match="another model"):
+        lossless.decode(other, blob)
+    with torch.no_grad():  # the same architecture with one weight changed
+        other.load_state_dict(vae.state_dict())
+        other.decoder.net[-1].bias[0] += 1e-6
+    with pytest.raises(ValueError, match="another model"):
+        lossless.decode(other, blob)
+
+
+def test_damaged_files_are_refused(trained):
+    vae, x = trained
+    blob = lossless.encode(vae, x[:8])
+    for cut in (len(blob) - 1, len(blob) // 2, 20, 9):
+        with pytest.raises(ValueError, match="truncated"):
+            lossless.decode(vae, blob[:cut])
+    for position in (len(blob) - 40, len(blob) // 2, 30):
+        damaged = bytearray(blob)
+        damaged[position] ^= 0x10
+        with pytest.raises(ValueError, match="corrupted|truncated"):
+            lossless.decode(vae, bytes(damaged))
+    with pytest.raises(ValueError, match="corrupted"):
+        lossless.decode(vae, blob + b"\0")
+    with pytest.raises(ValueError, match="not a pyvae lossless file"):
+        lossless.decode(vae, b"\x89PNG\r\n\x1a\n" + blob[8:])
+    newer = bytearray(blob)
+    newer[8] += 1  # the format version
+    with pytest.raises(ValueError, match="format version 2"):
+        lossless.decode(vae, bytes(newer))
+    with pytest.raises(TypeError, match="bytes"):
+        lossless.decode(vae, "a string")
+
+
+def test_a_decoder_that_computes_differently_is_detected(trained, monkeypatch):
+    """If the decoder's probabilities differed from the encoder's, the data hash stops
+    it: an error, never wrong data."""
+    vae, x = trained
+    blob = lossless.encode(vae, x[:8])
+    real = lossless._BitsBack.posterior
+    monkeypatch.setattr(lossless._BitsBack, "posterior", lambda self, xi: real(self, 1 - xi))
+    with pytest.raises(ValueError, match="did not reproduce the data"):
+        lossless.decode(vae, blob)
+
+
+@pytest.mark.parametrize(
+    "likelihood, message",
+    [
+        ("gaussian", "Gaussian is not supported"),
+        ("continuous_bernoulli", "ContinuousBernoulli is not supported"),
+        (likelihoods.Bernoulli(soft_targets=True), "soft_targets"),
+    ],
+)
+def test_unsupported_likelihoods_are_named(likelihood, message):
+    vae = small_vae(likelihood=likelihood)
+    with pytest.raises(ValueError, match=message) as error:
+        lossless.encode(vae, torch.zeros(2, 1, 8, 8))
+    for name in ("bernoulli", "discretized_logistic", "poisson", "negative_binomial"):
+        assert name in str(error.value)
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp", "flow"])
+def test_unsupported_priors_are_named(prior):
+    vae = small_vae(prior=prior)
+    with pytest.raises(ValueError, match="standard normal prior"):
+        lossless.encode(vae, torch.zeros(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "likelihood, shape, x, message",
+    [
+        ("bernoulli", (1, 8, 8), torch.full((2, 1, 8, 8), 0.5), "binarize"),
+        ("discretized_logistic", (1, 8, 8), torch.full((2, 1, 8, 8), 256.0), "0..255"),
+        ("discretized_logistic", (1, 8, 8), torch.full((2, 1, 8, 8), 2.5), "support"),
+        ("poisson", (5,), -torch.ones(2, 5), "non-negative integer"),
+        ("poisson", (5,), torch.full((2, 5), 2.0**31), "counts up to"),
+        ("bernoulli", (1, 8, 8), torch.zeros(2, 1, 8, 9), "input_shape"),
+        ("bernoulli", (2, 4, 4), torch.zeros(2, 4, 4), "x\\[None\\]"),
+        ("bernoulli", (1, 8, 8), torch.full((2, 1, 8, 8), math.nan), "NaN"),
+    ],
+)
+def test_data_outside_the_support_or_shape_is_refused(likelihood, shape, x, message):
+    vae = small_vae(likelihood=likelihood, shape=shape)
+    with pytest.raises(ValueError, match=message):
+        lossless.encode(vae, x)
+
+
+def test_bad_options_and_devices(trained):
+    vae, x = trained
+    for bits in (0, 17, 2.0):
+        with pytest.raises(ValueError, match="latent_bits"):
+            lossless.encode(vae, x[:2], latent_bits=bits)
+    with pytest.raises(TypeError, match="complex"):
+        lossless.encode(vae, torch.zeros(2, 1, 16, 16, dtype=torch.complex64))
+    meta = small_vae().to("meta")
+    with pytest.raises(ValueError, match="vae.to\\('cpu'\\)"):
+        lossless.encode(meta, torch.zeros(2, 1, 8, 8))
+
+
+def test_missing_constriction_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "constriction", None)
+    with pytest.raises(ImportError, match=r"pip install 'pyvae\[lossless\]'"):
+        lossless.encode(small_vae(), torch.zeros(2, 1, 8, 8))
+
+
+# --------------------------------------------------------------------------- CLI
+@pytest.fixture
+def run_folder(tmp_path, trained):
+    vae, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    vae.save(run / "model.pt")
+    (run / "config.json").write_text(json.dumps({"vae": vae.config}))
+    return run
+
+
+def test_cli_compress_and_decompress_round_trip(run_folder, trained, tmp_path, capsys):
+    _, x = trained
+    items = x.numpy()[:, 0]  # (N, 16, 16): as many values per item as the model's input
+    np.save(tmp_path / "x.npy", items)
+    packed, back = tmp_path / "x.bb", tmp_path / "back.npy"
+    assert main(["compress", str(run_folder), str(tmp_path / "x.npy"), str(packed)]) == 0
+    printed = capsys.readouterr().out
+    assert "bits/dim" in printed and "initial bits" in printed and str(packed) in printed
+    assert main(["decompress", str(run_folder), str(packed), str(back)]) == 0
+    y = np.load(back)
+    assert y.dtype == items.dtype and np.array_equal(y, items)
+    # Never overwritten without --overwrite, neither the file nor the data.
+    before = packed.read_bytes()
+    assert main(["compress", str(run_folder), str(tmp_path / "x.npy"), str(packed)]) == 2
+    assert main(["decompress", str(run_folder), str(packed), str(back)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and packed.read_bytes() == before
+    assert main(["decompress", str(run_folder), str(packed), str(back), "--overwrite"]) == 0
+
+
+def test_cli_npz_input_and_output(run_folder, trained, tmp_path, capsys):
+    _, x = trained
+    np.savez(tmp_path / "x.npz", images=x[:5].numpy(), labels=np.arange(5))
+    packed = tmp_path / "x.bb"
+    args = ["compress", str(run_folder), str(tmp_path / "x.npz"), str(packed)]
+    assert main(args) == 2
+    assert "--key" in capsys.readouterr().err
+    assert main([*args, "--key", "images"]) == 0
+    assert main(["decompress", str(run_folder), str(packed), str(tmp_path / "y.npz")]) == 0
+    with np.load(tmp_path / "y.npz") as z:
+        assert np.array_equal(z["x"], x[:5].numpy())
+
+
+def test_cli_errors_are_clear(run_folder, tmp_path, capsys):
+    np.save(tmp_path / "grey.npy", np.full((3, 1, 16, 16), 0.5, dtype=np.float32))
+    assert main(["compress", str(run_folder), str(tmp_path / "grey.npy"), str(tmp_path / "o")]) == 2
+    assert "binarize" in capsys.readouterr().err
+    (tmp_path / "junk.bb").write_bytes(b"PYVAE-BB\x01\x00" + b"\0" * 10)  # version 1
+    args = ["decompress", str(run_folder), str(tmp_path / "junk.bb"), str(tmp_path / "o.npy")]
+    assert main(args) == 2
+    assert "truncated" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.npy").exists()
