@@ -108,17 +108,19 @@ class GraphedStep:
         such operations made errors; None if nothing stands in the way. A capture that
         fails half-way would leave the random number generator unusable, so this runs
         first."""
-        previous = torch.cuda.get_sync_debug_mode()
-        torch.cuda.set_sync_debug_mode("error")
-        try:  # fork_rng: the probe's draws do not shift those of training
-            with pyro.validation_enabled(False), torch.random.fork_rng(devices=[x.device]):
-                weight = torch.ones((), device=x.device)
+        # fork_rng (outside the check, as reading and restoring the generators may wait
+        # for the device): the probe's draws do not shift those of training.
+        with torch.random.fork_rng(devices=[x.device]), pyro.validation_enabled(False):
+            weight = torch.ones((), device=x.device)
+            previous = torch.cuda.get_sync_debug_mode()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
                 self.elbo.differentiable_loss(x, num_data, weight).backward()
-        except RuntimeError as e:
-            return f"{type(e).__name__}: {str(e)[:200]}"
-        finally:
-            torch.cuda.set_sync_debug_mode(previous)
-            self.optimizer.zero_grad(set_to_none=True)
+            except RuntimeError as e:
+                return f"{type(e).__name__}: {str(e)[:200]}"
+            finally:
+                torch.cuda.set_sync_debug_mode(previous)
+                self.optimizer.zero_grad(set_to_none=True)
         return None
 
     def _give_up(self, why: str) -> None:
