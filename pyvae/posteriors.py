@@ -40,7 +40,7 @@ from .checks import check_int, finite_or_raise
 from .config import BUILTIN_MODULES, Configurable
 from .model import NETS, VAE, _check_batch, _kl_weight, _lookup
 
-__all__ = ["ExtraOutputEncoder", "IAF", "IAFPosterior", "IAFVAE", "LowRankVAE"]
+__all__ = ["ExtraOutputEncoder", "IAF", "IAFPosterior", "PosteriorVAE", "IAFVAE", "LowRankVAE"]
 
 if __name__ not in BUILTIN_MODULES:
     BUILTIN_MODULES.append(__name__)  # pyvae.load finds the classes listed in __all__
@@ -166,7 +166,33 @@ class IAF(Configurable, nn.Module):
         return IAFPosterior(base, [step.condition(context) for step in self.steps])
 
 
-class IAFVAE(VAE):
+class PosteriorVAE(VAE):
+    """A VAE whose guide draws z from :meth:`posterior`, a richer q(z|x) than the
+    diagonal Normal (the base of :class:`IAFVAE` and :class:`LowRankVAE`)."""
+
+    def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
+        """q(z|x) for a batch ``x`` (shape ``(B, *input_shape)``): batch shape ``(B,)``."""
+        raise NotImplementedError
+
+    @pyro_method
+    def guide(
+        self,
+        x: torch.Tensor,
+        *,
+        num_data: int | None = None,
+        kl_weight: float = 1.0,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """z ~ :meth:`posterior` in the data plate. Returns z, ``(B, z_dim)``."""
+        if x is None:
+            raise ValueError("the guide needs data x (it is q(z|x))")
+        _check_batch(x)
+        q = self.posterior(x)
+        with self._plate(x.shape[0], num_data, x.device), _kl_weight(kl_weight):
+            return pyro.sample("z", q)
+
+
+class IAFVAE(PosteriorVAE):
     """A VAE whose posterior is an inverse autoregressive flow (Kingma et al. 2016).
 
     Guide: ``loc, scale, h = encoder.with_extra(x)``;
@@ -241,23 +267,6 @@ class IAFVAE(VAE):
         loc, scale, context = self.encoder.with_extra(self.likelihood.encoder_input(x))
         return self.flow(dist.Normal(loc, scale).to_event(1), context)
 
-    @pyro_method
-    def guide(
-        self,
-        x: torch.Tensor,
-        *,
-        num_data: int | None = None,
-        kl_weight: float = 1.0,
-        batch_size: int | None = None,
-    ) -> torch.Tensor:
-        """q(z|x): the encoder's Normal through the IAF steps. Returns z, ``(B, z_dim)``."""
-        if x is None:
-            raise ValueError("the guide needs data x (it is q(z|x))")
-        _check_batch(x)
-        q = self.posterior(x)
-        with self._plate(x.shape[0], num_data, x.device), _kl_weight(kl_weight):
-            return pyro.sample("z", q)
-
     @torch.no_grad()
     def encode(self, x: Any, batch_size: int = 1024) -> dist.TorchDistribution:
         """q(z|x) for each item: an :class:`IAFPosterior`, batch ``(N,)``, event ``(z_dim,)``."""
@@ -280,7 +289,7 @@ class IAFVAE(VAE):
         return torch.cat(out)
 
 
-class LowRankVAE(VAE):
+class LowRankVAE(PosteriorVAE):
     """A VAE whose posterior has a full (low-rank plus diagonal) covariance.
 
     Guide: ``loc, scale, w = encoder.with_extra(x)``; ``W = w.reshape(B, z_dim, rank)``;
@@ -343,23 +352,6 @@ class LowRankVAE(VAE):
         loc, scale, w = self.encoder.with_extra(self.likelihood.encoder_input(x))
         factor = w.reshape(*loc.shape, self.rank)
         return dist.LowRankMultivariateNormal(loc, factor, scale**2)
-
-    @pyro_method
-    def guide(
-        self,
-        x: torch.Tensor,
-        *,
-        num_data: int | None = None,
-        kl_weight: float = 1.0,
-        batch_size: int | None = None,
-    ) -> torch.Tensor:
-        """q(z|x) = N(loc, W W^T + diag(scale^2)). Returns z, ``(B, z_dim)``."""
-        if x is None:
-            raise ValueError("the guide needs data x (it is q(z|x))")
-        _check_batch(x)
-        q = self.posterior(x)
-        with self._plate(x.shape[0], num_data, x.device), _kl_weight(kl_weight):
-            return pyro.sample("z", q)
 
     @torch.no_grad()
     def encode(self, x: Any, batch_size: int = 1024) -> dist.LowRankMultivariateNormal:
