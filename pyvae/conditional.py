@@ -240,14 +240,7 @@ class ConditionalVAE(VAE):
         Returns:
             x (observed or sampled), shape ``(B, *input_shape)``.
         """
-        if x is None:
-            if batch_size is None:
-                raise ValueError("model(None, c) generates data and needs batch_size=...")
-            batch, device = batch_size, self.device
-        else:
-            _check_batch(x)
-            x = x if x.is_floating_point() else x.float()
-            batch, device = x.shape[0], x.device
+        x, batch, device = self._model_input(x, batch_size)
         c = self._context(c, batch)
         prior = self.prior(self.encoder)
         with self._plate(batch, num_data, device):

@@ -139,14 +139,7 @@ class HierarchicalVAE(VAE):
         batch_size: int | None = None,
     ) -> torch.Tensor:
         """p(z2) p(z1|z2) p(x|z1); arguments as :meth:`VAE.model`. Returns x."""
-        if x is None:
-            if batch_size is None:
-                raise ValueError("model(None) generates data and needs batch_size=...")
-            batch, device = batch_size, self.device
-        else:
-            _check_batch(x)
-            x = x if x.is_floating_point() else x.float()
-            batch, device = x.shape[0], x.device
+        x, batch, device = self._model_input(x, batch_size)
         prior = self.prior(self._top_encoder)
         with self._plate(batch, num_data, device):
             with _kl_weight(kl_weight):

@@ -258,6 +258,17 @@ class VAE(PyroModule):
             "data", num_data or batch, subsample=torch.arange(batch, device=device), dim=-1
         )
 
+    def _model_input(
+        self, x: torch.Tensor | None, batch_size: int | None
+    ) -> tuple[torch.Tensor | None, int, torch.device]:
+        """The model's ``x`` (as floats, or None to generate), batch size and device."""
+        if x is None:
+            if batch_size is None:
+                raise ValueError("model(None) generates data and needs batch_size=...")
+            return None, batch_size, self.device
+        _check_batch(x)
+        return (x if x.is_floating_point() else x.float()), x.shape[0], x.device
+
     @pyro_method
     def model(
         self,
@@ -278,14 +289,7 @@ class VAE(PyroModule):
         Returns:
             x (observed or sampled), shape ``(B, *input_shape)``.
         """
-        if x is None:
-            if batch_size is None:
-                raise ValueError("model(None) generates data and needs batch_size=...")
-            batch, device = batch_size, self.device
-        else:
-            _check_batch(x)
-            x = x if x.is_floating_point() else x.float()
-            batch, device = x.shape[0], x.device
+        x, batch, device = self._model_input(x, batch_size)
         prior = self.prior(self.encoder)
         with self._plate(batch, num_data, device):
             with _kl_weight(kl_weight):

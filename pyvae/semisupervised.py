@@ -194,14 +194,7 @@ class SemiSupervisedVAE(ConditionalVAE):
             num_data: size of the full dataset: every site is scaled by ``num_data / B``.
             kl_weight: weight of the z sites (0 switches them off).
         """
-        if x is None:
-            if batch_size is None:
-                raise ValueError("model(None) generates data and needs batch_size=...")
-            batch, device = batch_size, self.device
-        else:
-            _check_batch(x)
-            x = x if x.is_floating_point() else x.float()
-            batch, device = x.shape[0], x.device
+        x, batch, device = self._model_input(x, batch_size)
         y = self._labels(y, batch, device)
         p_y = dist.Categorical(logits=torch.zeros(self.num_classes, device=device))
         p_z = self.prior(self.encoder)
