@@ -61,6 +61,12 @@ def main() -> None:
     parser.add_argument(
         "--alpha", type=float, help="weight of log q(y|x) per labelled image (default 0.1 N / L)"
     )
+    parser.add_argument(
+        "--labelled-share",
+        type=float,
+        default=0.25,
+        help="share of each batch given to labelled images (0: uniform batches)",
+    )
     parser.add_argument("--subset", type=int, default=None, help="use the first N train images")
     parser.add_argument("--every", type=int, default=0, help="print test accuracy every k epochs")
     parser.add_argument("--seed", type=int, default=0)
@@ -87,6 +93,7 @@ def main() -> None:
             z_dim=args.z_dim,
             num_classes=10,
             alpha=alpha,
+            labelled_share=args.labelled_share,
             net_kwargs={"hidden": tuple(args.hidden)},
         )
         print(f"{labels} labels, alpha {alpha:.3g}:", flush=True)

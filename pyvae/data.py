@@ -37,6 +37,8 @@ __all__ = [
     "targets",
     "batches",
     "side_batches",
+    "RandomOrder",
+    "LabelledBatches",
     "hide_labels",
     "UNLABELLED",
     "load",
@@ -343,6 +345,73 @@ def side_batches(
         return v.to(device, non_blocking=True) if device is not None else v
 
     return ({k: pick(v, start) for k, v in side.items()} for start in range(0, n, batch_size))
+
+
+class RandomOrder:
+    """The items of one training epoch, in batch order: each of ``n`` items once, in a
+    random order (:func:`pyvae.fit`'s default). Calling it draws an epoch's order.
+
+    :attr:`step_kwargs` are extra keyword arguments for the model and guide at each step
+    (none here: the minibatch is a uniform sample, scaled by ``num_data / B``).
+    """
+
+    step_kwargs: Mapping[str, Any] = {}
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __call__(self, device: torch.device | str | None = None) -> torch.Tensor:
+        return torch.randperm(self.n, device=device)
+
+
+class LabelledBatches(RandomOrder):
+    """Stratified minibatches for semi-supervised data: every batch of ``batch_size``
+    holds ``labelled`` items drawn from the labelled pool (cycled through in a fresh random
+    order as often as the epoch needs) and ``batch_size - labelled`` unlabelled items;
+    an epoch visits each unlabelled item once.
+
+    With few labels (100 of 60,000), uniform batches hold a labelled item in one step of
+    five, so the labelled terms reach the gradient as rare large spikes; here every step
+    sees them. The model must scale each part by its own size,
+    ``num_labelled / labelled`` and ``(num_data - num_labelled) / (batch_size - labelled)``
+    (unbiased for the full-data objective): :attr:`step_kwargs` passes ``num_labelled``.
+
+    Args:
+        labels: ``(N,)`` int64, :data:`UNLABELLED` (-1) where unknown; both kinds present.
+        batch_size: items per batch (the last batch of an epoch may be smaller).
+        labelled: labelled items per batch, ``1 <= labelled < batch_size``.
+    """
+
+    def __init__(self, labels: torch.Tensor, batch_size: int, labelled: int):
+        check_int("labelled", labelled, 1)
+        if labelled >= batch_size:
+            raise ValueError(f"labelled={labelled} must be < batch_size={batch_size}")
+        known = labels != UNLABELLED
+        self.labelled_index = known.nonzero().squeeze(1)
+        self.unlabelled_index = (~known).nonzero().squeeze(1)
+        if not (len(self.labelled_index) and len(self.unlabelled_index)):
+            raise ValueError("LabelledBatches needs both labelled and unlabelled items")
+        self.labelled, self.unlabelled = labelled, batch_size - labelled
+        self.steps = math.ceil(len(self.unlabelled_index) / self.unlabelled)
+        self.step_kwargs = {"num_labelled": len(self.labelled_index)}
+
+    def __len__(self) -> int:
+        return self.steps * self.labelled + len(self.unlabelled_index)
+
+    def __call__(self, device: torch.device | str | None = None) -> torch.Tensor:
+        pool, rest = self.labelled_index.to(device), self.unlabelled_index.to(device)
+        cycles = math.ceil(self.steps * self.labelled / len(pool))
+        drawn = torch.cat([pool[torch.randperm(len(pool), device=device)] for _ in range(cycles)])
+        drawn = drawn[: self.steps * self.labelled].view(self.steps, self.labelled)
+        rest = rest[torch.randperm(len(rest), device=device)]
+        rows = [
+            torch.cat([drawn[s], rest[s * self.unlabelled : (s + 1) * self.unlabelled]])
+            for s in range(self.steps)
+        ]
+        return torch.cat(rows)
 
 
 # --------------------------------------------------------------------------- sprites

@@ -22,7 +22,7 @@ from . import nets as _nets
 from . import priors as _priors
 from .checks import check_finite, check_int, finite_or_raise
 from .config import class_name, part_spec
-from .data import batches, distinct_values, side_batches, source, targets
+from .data import RandomOrder, batches, distinct_values, side_batches, source, targets
 
 __all__ = ["VAE", "PRIORS", "LIKELIHOODS", "NETS"]
 
@@ -364,6 +364,13 @@ class VAE(PyroModule):
         if value.dim() == 0 or len(value) != n:
             raise ValueError(f"{n} items but {name} has shape {tuple(value.shape)}: one per item")
         return value
+
+    def epoch_order(self, n: int, side: Mapping[str, torch.Tensor], batch_size: int) -> RandomOrder:
+        """How :func:`pyvae.fit` orders the ``n`` items (with side information ``side``, as
+        :meth:`checked_data` returns it) into batches each epoch: a fresh random order
+        (:class:`pyvae.data.RandomOrder`). Variants that need stratified batches (the
+        semi-supervised VAE) override it."""
+        return RandomOrder(n)
 
     # ------------------------------------------------------------------ using a trained VAE
     def _batches(self, data: Any, batch_size: int, validate_support: bool = False, **side: Any):

@@ -41,7 +41,7 @@ from . import priors as _priors
 from .checks import check_int, finite_or_raise
 from .conditional import ConditionalVAE
 from .config import BUILTIN_MODULES
-from .data import UNLABELLED, batches, source
+from .data import UNLABELLED, LabelledBatches, RandomOrder, batches, source
 from .evaluate import MAX_ELEMENTS
 from .model import VAE, _check_batch, _kl_weight, _lookup
 
@@ -70,6 +70,9 @@ class SemiSupervisedVAE(ConditionalVAE):
             relative to the ELBO's per-item weight 1 (see :class:`SemiSupervisedELBO`).
             Kingma et al. weight the *mean* over labelled items by ``0.1 * N``, i.e.
             ``0.1 * N / N_labelled`` per item (50 for 100 labels among 50,000 items).
+        labelled_share: the share of each training batch given to labelled items
+            (:meth:`epoch_order`: stratified batches, each part scaled by its own size, so
+            the objective is unchanged and only its variance falls); 0: uniform batches.
 
     Labels come from the data's targets (``data.hide_labels`` makes semi-supervised data
     from a labelled dataset) or ``y=...``: one integer per item, -1 where unknown; data
@@ -90,6 +93,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         *,
         num_classes: int,
         alpha: float = 50.0,
+        labelled_share: float = 0.25,
     ):
         super().__init__(encoder, decoder, prior, likelihood, input_shape, num_classes=num_classes)
         if not isinstance(classifier, nn.Module):
@@ -97,8 +101,11 @@ class SemiSupervisedVAE(ConditionalVAE):
             raise TypeError(f"classifier must be a torch.nn.Module, got {got}")
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
             raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
+        if not (isinstance(labelled_share, (int, float)) and 0 <= labelled_share < 1):
+            raise ValueError(f"labelled_share must be a number in [0, 1), got {labelled_share!r}")
         self.classifier = classifier
         self.alpha = float(alpha)
+        self.labelled_share = float(labelled_share)
 
     @classmethod
     def build(
@@ -111,6 +118,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         *,
         num_classes: int,
         alpha: float = 50.0,
+        labelled_share: float = 0.25,
         net_kwargs: Mapping[str, Any] | None = None,
         classifier_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -135,13 +143,18 @@ class SemiSupervisedVAE(ConditionalVAE):
             net_kwargs=net_kwargs,
             num_classes=num_classes,
             alpha=alpha,
+            labelled_share=labelled_share,
             classifier=classifier,
             **kwargs,
         )
 
     @property
     def options(self) -> dict[str, Any]:
-        return {"num_classes": self.num_classes, "alpha": self.alpha}
+        return {
+            "num_classes": self.num_classes,
+            "alpha": self.alpha,
+            "labelled_share": self.labelled_share,
+        }
 
     def default_elbo(self, torch_optimizer: bool = True) -> SemiSupervisedELBO:
         """M2's training objective: :class:`SemiSupervisedELBO` with this VAE's ``alpha``."""
@@ -174,6 +187,29 @@ class SemiSupervisedVAE(ConditionalVAE):
         parts.append(("unlabelled", (~known).nonzero().squeeze(1)))
         return [(part, index) for part, index in parts if len(index)]
 
+    @staticmethod
+    def _scale(part: str, size: int, batch: int, num_data: int | None, num_labelled: int | None):
+        """The minibatch scale of a part of ``size`` items in a batch of ``batch``: the
+        dataset's size over the batch's (``num_data / batch``) for a uniform batch; with
+        ``num_labelled`` (stratified batches, :class:`pyvae.data.LabelledBatches`) each
+        part's own, ``num_labelled / size`` or ``(num_data - num_labelled) / size``."""
+        if num_labelled is None:
+            return (num_data or batch) / batch
+        if num_data is None:
+            raise ValueError("num_labelled needs num_data (the size of the whole dataset)")
+        return (num_labelled if part == "labelled" else num_data - num_labelled) / size
+
+    def epoch_order(self, n: int, side: Mapping[str, torch.Tensor], batch_size: int):
+        """Stratified batches (:class:`pyvae.data.LabelledBatches`) with
+        ``max(1, round(labelled_share * batch_size))`` labelled items each, when the data
+        has both labelled and unlabelled items; else a random order."""
+        labels = side["y"]
+        known = int((labels != UNLABELLED).sum())
+        share = max(1, round(self.labelled_share * batch_size))
+        if self.labelled_share == 0 or known in (0, n) or share >= batch_size:
+            return RandomOrder(n)
+        return LabelledBatches(labels, batch_size, share)
+
     # ------------------------------------------------------------------ model and guide
     @pyro_method
     def model(
@@ -182,6 +218,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         y: Any = None,
         *,
         num_data: int | None = None,
+        num_labelled: int | None = None,
         kl_weight: float = 1.0,
         batch_size: int | None = None,
     ) -> None:
@@ -192,21 +229,24 @@ class SemiSupervisedVAE(ConditionalVAE):
                 items (with the labels ``y``, or labels drawn from p(y)).
             y: labels ``(B,)``, -1 where unknown; None: all unknown.
             num_data: size of the full dataset: every site is scaled by ``num_data / B``.
+            num_labelled: the number of labelled items in the dataset, for stratified
+                batches: the labelled sites are scaled by ``num_labelled / B_labelled``
+                and the unlabelled by ``(num_data - num_labelled) / B_unlabelled``.
             kl_weight: weight of the z sites (0 switches them off).
         """
         x, batch, device = self._model_input(x, batch_size)
         y = self._labels(y, batch, device)
         p_y = dist.Categorical(logits=torch.zeros(self.num_classes, device=device))
         p_z = self.prior(self.encoder)
-        with poutine.scale(scale=(num_data or batch) / batch):
-            for part, index in self._split(y):
-                with pyro.plate(part, len(index), dim=-1):
-                    obs = y[index] if part == "labelled" else None
-                    label = pyro.sample(f"y_{part}", p_y, obs=obs)
-                    with _kl_weight(kl_weight):
-                        z = pyro.sample(f"z_{part}", p_z)
-                    px = self._px(z, self._one_hot(label))
-                    pyro.sample(f"x_{part}", px, obs=None if x is None else x[index])
+        for part, index in self._split(y):
+            weight = self._scale(part, len(index), batch, num_data, num_labelled)
+            with poutine.scale(scale=weight), pyro.plate(part, len(index), dim=-1):
+                obs = y[index] if part == "labelled" else None
+                label = pyro.sample(f"y_{part}", p_y, obs=obs)
+                with _kl_weight(kl_weight):
+                    z = pyro.sample(f"z_{part}", p_z)
+                px = self._px(z, self._one_hot(label))
+                pyro.sample(f"x_{part}", px, obs=None if x is None else x[index])
 
     @pyro_method
     def guide(
@@ -215,6 +255,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         y: Any = None,
         *,
         num_data: int | None = None,
+        num_labelled: int | None = None,
         kl_weight: float = 1.0,
         batch_size: int | None = None,
     ) -> None:
@@ -227,24 +268,31 @@ class SemiSupervisedVAE(ConditionalVAE):
         batch = x.shape[0]
         y = self._labels(y, batch, x.device)
         inputs = self.likelihood.encoder_input(x)
-        with poutine.scale(scale=(num_data or batch) / batch):
-            for part, index in self._split(y):
-                with pyro.plate(part, len(index), dim=-1):
-                    if part == "labelled":
-                        label = y[index]
-                    else:
-                        q_y = dist.Categorical(logits=self.classifier(inputs[index]))
-                        label = pyro.sample("y_unlabelled", q_y, infer={"enumerate": "parallel"})
-                    loc, scale = self.encoder(self._join(inputs[index], self._one_hot(label)))
-                    with _kl_weight(kl_weight):
-                        pyro.sample(f"z_{part}", dist.Normal(loc, scale).to_event(1))
+        for part, index in self._split(y):
+            weight = self._scale(part, len(index), batch, num_data, num_labelled)
+            with poutine.scale(scale=weight), pyro.plate(part, len(index), dim=-1):
+                if part == "labelled":
+                    label = y[index]
+                else:
+                    q_y = dist.Categorical(logits=self.classifier(inputs[index]))
+                    label = pyro.sample("y_unlabelled", q_y, infer={"enumerate": "parallel"})
+                loc, scale = self.encoder(self._join(inputs[index], self._one_hot(label)))
+                with _kl_weight(kl_weight):
+                    pyro.sample(f"z_{part}", dist.Normal(loc, scale).to_event(1))
 
     @pyro_method
     def classification_loss(
-        self, x: torch.Tensor, y: Any = None, *, num_data: int | None = None, **_: Any
+        self,
+        x: torch.Tensor,
+        y: Any = None,
+        *,
+        num_data: int | None = None,
+        num_labelled: int | None = None,
+        **_: Any,
     ) -> torch.Tensor:
-        """``-sum log q(y|x)`` over the labelled items of the batch, scaled by
-        ``num_data / B`` like the ELBO (nats; 0 when no label is known)."""
+        """``-sum log q(y|x)`` over the labelled items of the batch, scaled like the
+        ELBO's labelled part (``num_data / B``, or ``num_labelled / B_labelled`` for
+        stratified batches; nats; 0 when no label is known)."""
         batch = x.shape[0]
         y = self._labels(y, batch, x.device)
         known = (y != UNLABELLED).nonzero().squeeze(1)
@@ -252,7 +300,7 @@ class SemiSupervisedVAE(ConditionalVAE):
             return x.new_zeros((), dtype=torch.get_default_dtype())
         logits = self.classifier(self.likelihood.encoder_input(x[known]))
         nll = F.cross_entropy(logits, y[known], reduction="sum")
-        return nll * ((num_data or batch) / batch)
+        return nll * self._scale("labelled", len(known), batch, num_data, num_labelled)
 
     # ------------------------------------------------------------------ classification
     @torch.no_grad()

@@ -284,7 +284,8 @@ def fit(
         ddp.seed(seed)  # rank r: seed + r
 
     n = len(x)
-    steps_per_epoch = math.ceil(n / batch_size)
+    epoch_order = vae.epoch_order(n, side, batch_size)  # each item once, or stratified
+    steps_per_epoch = math.ceil(len(epoch_order) / batch_size)
     if elbo is None:  # the VAE's own: Trace_ELBO, computed without tracing where valid
         elbo = vae.default_elbo(torch_optimizer=optim is None)
     if optim is None:  # the fast path: torch's Adam over the VAE's own parameters
@@ -372,7 +373,7 @@ def fit(
                 bar.update(done)
                 in_progress = None
             else:
-                order = torch.randperm(n, device=device) if ddp is None else ddp.permutation(n)
+                order = epoch_order(device) if ddp is None else ddp.permutation(n)
                 done, total = 0, 0.0
             rest = order[done * batch_size :]
             shards = batches if ddp is None else ddp.batches  # ddp: this rank's share
@@ -381,12 +382,14 @@ def fit(
             for b, (xb, sb) in enumerate(zip(xs, sides, strict=False), start=done):
                 weight = kl_weight_schedule(step_count, steps_per_epoch, beta, warmup_epochs)
                 where = f"epoch {epoch}, batch {b + 1}"
-                loss = step(where, xb, num_data=n, kl_weight=weight, **sb)
+                loss = step(
+                    where, xb, num_data=n, kl_weight=weight, **epoch_order.step_kwargs, **sb
+                )
                 if steps_this_call == 0:  # the model ran once with Pyro's checks; now skip them
                     quiet.enter_context(pyro.validation_enabled(False))
                 steps_this_call += 1
                 step_count += 1
-                total += loss * len(xb) / n  # each step estimates the full-data loss
+                total += loss * len(xb) / len(order)  # each step estimates the full-data loss
                 done = b + 1
                 # the postfix is drawn with the bar's next refresh (at most 10 per second),
                 # not forced every step: a forced redraw per step slows training

@@ -213,3 +213,83 @@ def test_evaluate_refuses_a_batch_split_into_labelled_and_unlabelled_items():
     m2 = small_m2()
     with pytest.raises(ValueError, match="site 'y_labelled' does not hold one value per item"):
         evaluate.elbo_terms(m2, binary(4), y=torch.tensor([0, -1, 1, -1]))
+
+
+def test_labelled_batches_give_every_batch_its_labelled_share():
+    labels = torch.full((23,), data.UNLABELLED)
+    labels[[3, 9, 17]] = torch.tensor([0, 1, 2])
+    order = data.LabelledBatches(labels, batch_size=6, labelled=2)
+    assert order.step_kwargs == {"num_labelled": 3}
+    epoch = order()
+    assert len(epoch) == len(order) == 5 * 2 + 20  # 20 unlabelled, 4 per step: 5 steps
+    batches = epoch.split(6)
+    assert [len(b) for b in batches] == [6, 6, 6, 6, 6]
+    for b in batches:
+        assert (labels[b] != data.UNLABELLED).sum() == 2  # every step sees labelled items
+    unlabelled = epoch[labels[epoch] == data.UNLABELLED]
+    assert sorted(unlabelled.tolist()) == sorted((labels == -1).nonzero().squeeze(1).tolist())
+    counts = torch.bincount(epoch[labels[epoch] != data.UNLABELLED], minlength=23)[[3, 9, 17]]
+    assert counts.max() - counts.min() <= 1  # the pool is cycled through, not drawn at random
+    with pytest.raises(ValueError, match="labelled=6 must be < batch_size=6"):
+        data.LabelledBatches(labels, batch_size=6, labelled=6)
+    with pytest.raises(ValueError, match="both labelled and unlabelled"):
+        data.LabelledBatches(torch.zeros(5, dtype=torch.long), batch_size=4, labelled=1)
+
+
+def test_stratified_batches_scale_each_part_by_its_own_size():
+    """With ``num_labelled`` each part is scaled to its own share of the dataset, so the
+    mean over all stratified batches is the full-data objective (checked exactly on the
+    deterministic classification term)."""
+    m2 = small_m2()
+    x, y = binary(5), torch.tensor([2, -1, 0, -1, -1])
+    n, n_labelled = 40, 10  # the dataset: 10 labelled, 30 unlabelled
+    guide = poutine.trace(poutine.enum(m2.guide, first_available_dim=-2)).get_trace(
+        x, y, num_data=n, num_labelled=n_labelled
+    )
+    model = poutine.trace(poutine.replay(m2.model, trace=guide)).get_trace(
+        x, y, num_data=n, num_labelled=n_labelled
+    )
+    for name, site in [*sample_sites(guide).items(), *sample_sites(model).items()]:
+        expected = n_labelled / 2 if name.endswith("_labelled") else (n - n_labelled) / 3
+        assert site["scale"] == pytest.approx(expected), name
+    # The classification term: all 2-of-4 labelled subsets, each with the same unlabelled
+    # items, average to the loss over all labelled items at once.
+    xs, ys = binary(4), torch.tensor([0, 1, 2, 1])
+    xu = binary(2)
+    full = m2.classification_loss(xs, ys, num_data=6, num_labelled=4)
+    subsets = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    losses = [
+        m2.classification_loss(
+            torch.cat([xs[[i, j]], xu]), torch.tensor([ys[i], ys[j], -1, -1]), num_data=6,
+            num_labelled=4,
+        )
+        for i, j in subsets
+    ]  # fmt: skip
+    torch.testing.assert_close(torch.stack(losses).mean(), full)
+    with pytest.raises(ValueError, match="num_labelled needs num_data"):
+        m2.classification_loss(xs, ys, num_labelled=4)
+
+
+def test_fit_stratifies_batches_unless_labelled_share_is_zero():
+    x, y = binary(40), torch.full((40,), -1)
+    y[:4] = torch.tensor([0, 1, 2, 0])
+    side = {"y": y}
+    stratified = small_m2().epoch_order(40, side, batch_size=8)
+    assert isinstance(stratified, data.LabelledBatches) and stratified.labelled == 2
+    assert len(stratified) == 6 * 2 + 36  # 36 unlabelled, 6 per step: 6 steps
+    assert type(small_m2(labelled_share=0).epoch_order(40, side, 8)) is data.RandomOrder
+    all_known = {"y": torch.zeros(40, dtype=torch.long)}
+    assert type(small_m2().epoch_order(40, all_known, 8)) is data.RandomOrder
+    m2, seen = small_m2(), []
+    classification_loss = m2.classification_loss
+
+    def spy(x, y, **kwargs):  # what each training step passes the objective
+        seen.append((len(x), int((y != -1).sum()), kwargs["num_labelled"]))
+        return classification_loss(x, y, **kwargs)
+
+    m2.classification_loss = spy
+    history = fit(m2, (x, y), epochs=2, batch_size=8, progress=False)
+    assert seen == [(8, 2, 4)] * 12  # 2 epochs of 6 stratified steps
+    assert all(math.isfinite(v) for v in history["train_elbo"])
+    with pytest.raises(ValueError, match=r"labelled_share must be a number in \[0, 1\)"):
+        small_m2(labelled_share=1.0)
