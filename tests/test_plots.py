@@ -221,6 +221,16 @@ def test_image_grid_rescales_8_bit_images():
     assert dark_fraction(white) < 0.01
 
 
+def test_image_grid_draws_binary_integer_images_as_black_and_white():
+    # binary data stored as uint8 {0, 1} (sprites, binarized MNIST) or bool, not 0..255
+    for dtype in (torch.uint8, torch.int64, torch.bool):
+        ones = plots.image_grid(torch.ones(16, 1, 8, 8, dtype=dtype))
+        assert grid_array(ones.axes[0]).max() == pytest.approx(1.0)
+        assert dark_fraction(ones) < 0.01
+    dark = plots.image_grid(torch.full((1, 1, 8, 8), 2, dtype=torch.uint8))  # 2 of 255
+    assert grid_array(dark.axes[0])[2:10, 2:10].max() == pytest.approx(2 / 255)
+
+
 def test_image_grid_of_floats_slightly_above_one_is_not_drawn_black():
     fig = plots.image_grid(torch.full((16, 1, 8, 8), 1.02))
     assert dark_fraction(fig) < 0.01
