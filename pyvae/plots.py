@@ -50,10 +50,12 @@ def _is_image(shape: tuple[int, ...]) -> bool:
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
-    """Images as floats in [0, 1]: integer dtypes and values above 2 are taken as 0..255;
-    anything else (e.g. a Gaussian mean overshooting 1) is clipped when drawn."""
+    """Images as floats in [0, 1]: integers above 1 and floats above 2 are taken as 0..255;
+    binary integers (0/1, e.g. sprites) stay as they are, anything else (e.g. a Gaussian
+    mean overshooting 1) is clipped when drawn."""
     x = x.detach().cpu()
-    if _is_image(tuple(x.shape[1:])) and (not x.is_floating_point() or float(x.max()) > 2.0):
+    limit = 2.0 if x.is_floating_point() else 1.0
+    if _is_image(tuple(x.shape[1:])) and x.numel() and float(x.max()) > limit:
         return x.float() / 255.0
     return x.float()
 

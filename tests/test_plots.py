@@ -221,6 +221,16 @@ def test_image_grid_rescales_8_bit_images():
     assert dark_fraction(white) < 0.01
 
 
+def test_image_grid_draws_binary_uint8_images_as_they_are():
+    # sprites and binarized data are uint8 0/1: 1 is white, not 1/255
+    fig = plots.image_grid(torch.ones(16, 1, 8, 8, dtype=torch.uint8))
+    assert grid_array(fig.axes[0]).max() == pytest.approx(1.0)  # padding is 0.5
+    assert dark_fraction(fig) < 0.01
+    sprites, _ = data.make_sprites(4, size=16)
+    drawn = grid_array(plots.image_grid(sprites, nrow=4).axes[0])
+    assert drawn.max() == pytest.approx(1.0)
+
+
 def test_image_grid_of_floats_slightly_above_one_is_not_drawn_black():
     fig = plots.image_grid(torch.full((16, 1, 8, 8), 1.02))
     assert dark_fraction(fig) < 0.01
