@@ -11,14 +11,17 @@ images add. The published figures are
 printed for reference only (not measured here): M2 of Kingma et al. (2014) reached about
 88 % with 100 labels and 96.4 % with 1000 (errors 11.97 % and 3.60 %).
 
-    python benchmarks/semisupervised_mnist.py --root ../shared/data --device cuda
+    python benchmarks/semisupervised_mnist.py --root ../shared/data --epochs 10 --every 1
     python benchmarks/semisupervised_mnist.py --epochs 1 --subset 2000 --labels 100   # smoke
 
 Setup (after Kingma et al. and Pyro's example): MLPs with one hidden layer of 500 units
 for q(y|x), q(z|x,y) and p(x|y,z), z_dim 50, Bernoulli likelihood on dynamically binarized
 images, Adam, batch 128 of which a quarter are labelled images (``labelled_share``,
 stratified batches). ``alpha``, the weight of log q(y|x) per labelled image, is
-``--alpha-ratio * N / L``; Kingma et al.'s ratio is 0.1.
+``--alpha-ratio * N / L``: 100 by default, chosen by validation accuracy with 100 labels
+(20,000 training images, 4 epochs) among 0.1 (Kingma et al.'s), 1, 10, 30 and 100, which
+reached 59.9, 65.1, 75.1, 77.0 and 77.4 %. With 0.1 the decoder learns to ignore y (its
+samples are the same image for every y) and the accuracy falls as training goes on.
 """
 
 from __future__ import annotations
@@ -108,8 +111,9 @@ def main() -> None:
     parser.add_argument(
         "--alpha-ratio",
         type=float,
-        default=0.1,
-        help="alpha = ratio * N / L per labelled image (Kingma et al.: 0.1)",
+        default=100.0,
+        help="alpha = ratio * N / L per labelled image (Kingma et al.: 0.1; chosen here on "
+        "validation accuracy among 0.1, 1, 10, 30, 100)",
     )
     parser.add_argument(
         "--labelled-share",

@@ -50,14 +50,14 @@ def _is_image(shape: tuple[int, ...]) -> bool:
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
-    """Images as floats in [0, 1]: integers above 1 and floats above 2 are taken as 0..255
-    (binary integer data, {0, 1}, stays as it is); anything else (e.g. a Gaussian mean
-    overshooting 1) is clipped when drawn."""
-    x = x.detach().cpu()
-    limit = 2.0 if x.is_floating_point() else 1.0
-    if _is_image(tuple(x.shape[1:])) and x.numel() and float(x.float().max()) > limit:
-        return x.float() / 255.0
-    return x.float()
+    """Images as floats in [0, 1]: whole numbers above 1 (integer dtypes, or floats that
+    are all whole numbers) are taken as 0..255; binary data, {0, 1}, stays as it is, and
+    anything else (e.g. a Gaussian mean overshooting 1, even to 3) is clipped when drawn."""
+    x = x.detach().cpu().float()
+    if _is_image(tuple(x.shape[1:])) and x.numel() and float(x.max()) > 1:
+        if bool((x == x.round()).all()):
+            return x / 255.0
+    return x
 
 
 def _draw(ax, x: torch.Tensor, nrow: int, title: str | None = None) -> None:

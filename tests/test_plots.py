@@ -231,9 +231,12 @@ def test_image_grid_draws_binary_integer_images_as_black_and_white():
     assert grid_array(dark.axes[0])[2:10, 2:10].max() == pytest.approx(2 / 255)
 
 
-def test_image_grid_of_floats_slightly_above_one_is_not_drawn_black():
-    fig = plots.image_grid(torch.full((16, 1, 8, 8), 1.02))
-    assert dark_fraction(fig) < 0.01
+def test_image_grid_of_floats_above_one_is_clipped_not_drawn_black():
+    for overshoot in (1.02, 2.5):  # e.g. a Gaussian decoder's samples
+        fig = plots.image_grid(torch.full((16, 1, 8, 8), overshoot))
+        assert dark_fraction(fig) < 0.01
+    bytes_as_floats = plots.image_grid(torch.full((1, 1, 8, 8), 51.0))  # 8-bit data, .float()
+    assert grid_array(bytes_as_floats.axes[0])[2:10, 2:10].max() == pytest.approx(0.2)
 
 
 def test_image_grid_layout_follows_nrow():
