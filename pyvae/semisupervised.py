@@ -76,7 +76,7 @@ class SemiSupervisedVAE(ConditionalVAE):
             (``benchmarks/semisupervised_mnist.py``). Choose it on validation labels.
         labelled_share: the share of each training batch given to labelled items
             (:meth:`epoch_order`: stratified batches, each part scaled by its own size, so
-            the objective is unchanged and only its variance falls); 0: uniform batches.
+            the objective is unchanged, only how each step estimates it); 0: uniform batches.
 
     Labels come from the data's targets (``data.hide_labels`` makes semi-supervised data
     from a labelled dataset) or ``y=...``: one integer per item, -1 where unknown; data
