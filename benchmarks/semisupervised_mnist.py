@@ -62,6 +62,18 @@ def accuracy_of(vae: SemiSupervisedVAE, test: data.ArrayDataset) -> float:
     return (vae.predict(test).cpu() == test.targets).float().mean().item()
 
 
+@torch.no_grad()
+def y_share(vae: SemiSupervisedVAE, n: int = 512) -> float:
+    """How much the decoder uses y: of the variance of E[x | z, y] over z ~ p(z) and the
+    classes y (uniform), the share between the classes (0: y ignored, every y draws the
+    same image)."""
+    z = vae.prior(vae.encoder).sample((n,))  # (n, z_dim)
+    classes = torch.arange(vae.num_classes, device=z.device)
+    means = torch.stack([vae.decode(z, y=k).mean for k in classes])  # (K, n, *shape)
+    between = means.mean(1).var(0, unbiased=False).sum()
+    return float(between / means.flatten(0, 1).var(0, unbiased=False).sum())
+
+
 def labels_only_accuracy(
     semi: data.ArrayDataset,
     val: data.ArrayDataset,
@@ -169,6 +181,7 @@ def main() -> None:
         )
         seconds = time.perf_counter() - start
         accuracy = accuracy_of(m2, test)
+        print(f"    the decoder's use of y: {100 * y_share(m2):.1f} % of its output variance")
         pyro.set_rng_seed(args.seed)
         baseline = labels_only_accuracy(semi, val, test, args.hidden, args.lr, args.device)
         rows.append((labels, alpha, accuracy, baseline, history["train_elbo"][-1], seconds))
