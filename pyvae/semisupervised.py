@@ -203,7 +203,7 @@ class SemiSupervisedVAE(ConditionalVAE):
             raise ValueError("num_labelled needs num_data (the size of the whole dataset)")
         return (num_labelled if part == "labelled" else num_data - num_labelled) / size
 
-    def epoch_order(self, n: int, side: Mapping[str, torch.Tensor], batch_size: int):
+    def epoch_order(self, n: int, side: Mapping[str, torch.Tensor], batch_size: int) -> RandomOrder:
         """Stratified batches (:class:`pyvae.data.LabelledBatches`) with
         ``max(1, round(labelled_share * batch_size))`` labelled items each, when the data
         has both labelled and unlabelled items; else a random order."""
