@@ -38,8 +38,11 @@ def kernel_env(tmp_path, monkeypatch):
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     jupyter_path = [str(tmp_path / "jupyter"), os.environ.get("JUPYTER_PATH", "")]
     monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join(p for p in jupyter_path if p))
-    # The kernel inherits this process's environment.
+    # The kernel inherits this process's environment: quick mode, and this checkout's
+    # pyvae first on the path (not another one the interpreter has installed).
     monkeypatch.setenv("PYVAE_QUICK", "1")
+    python_path = [str(NOTEBOOKS_DIR.parent), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in python_path if p))
     workdir = tmp_path / "run"
     workdir.mkdir()
     return workdir
@@ -52,8 +55,10 @@ def test_notebooks_exist():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, kernel_env: Path):
     nb = nbformat.read(path, as_version=4)
-    # Check which interpreter the kernel runs before anything else.
-    check = nbformat.v4.new_code_cell("import sys\nprint(sys.executable)")
+    # Check which interpreter and which pyvae the kernel runs before anything else.
+    check = nbformat.v4.new_code_cell(
+        "import sys, pyvae\nprint(sys.executable)\nprint(pyvae.__file__)"
+    )
     nb.cells.insert(0, check)
     client = nbclient.NotebookClient(
         nb,
@@ -63,8 +68,11 @@ def test_notebook_runs(path: Path, kernel_env: Path):
         resources={"metadata": {"path": str(kernel_env)}},
     )
     client.execute()  # raises CellExecutionError on the first failing cell
-    printed = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip()
-    assert printed == sys.executable, f"the kernel ran {printed}, not {sys.executable}"
+    printed = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.get("name") == "stdout")
+    executable, package = printed.strip().splitlines()
+    assert executable == sys.executable, f"the kernel ran {executable}, not {sys.executable}"
+    checkout = NOTEBOOKS_DIR.parent
+    assert Path(package).resolve().is_relative_to(checkout), f"{package} is not in {checkout}"
     # A figure that is a cell's result must be rendered as an image, not as its repr.
     for index, cell in enumerate(nb.cells[1:]):
         for output in cell.get("outputs", []):
