@@ -181,7 +181,10 @@ def fit(
             context), a dataset with targets or a pair ``(x, targets)``: each batch's part
             is passed to the model and guide by that name.
         val: optional validation data, evaluated (ELBO, beta = 1) after each epoch.
-        epochs: number of passes over ``data`` (0 only checks the data).
+        epochs: number of passes over ``data`` (0 only checks the data), each in the
+            order :meth:`pyvae.VAE.epoch_order` draws: every item once, in random order,
+            or for the semi-supervised VAE every unlabelled item once with the labelled
+            items cycled through each batch.
         batch_size: minibatch size.
         lr: learning rate of the default optimizer ``pyro.optim.Adam``.
         elbo: a Pyro ELBO, e.g. ``TraceMeanField_ELBO()``. Default: the VAE's own
