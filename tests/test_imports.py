@@ -152,6 +152,13 @@ def test_the_graph_reader_sees_function_level_and_relative_imports():
     assert "pyvae.io" in graph["pyvae.model"]  # inside VAE.save
     assert "pyvae.checks" in graph["pyvae.compress.lossless"]  # from ..checks import ...
     assert "pyvae" not in graph["pyvae.cli"]  # `from . import data` is the submodule
+    assert "pyvae.model" not in graph["pyvae.io"]  # only under `if TYPE_CHECKING:`
+    assert (
+        graph["pyvae.checkpoint"] >= {"pyvae._files"}
+        and "pyvae.io" not in graph["pyvae.checkpoint"]
+    )
+    assert "pyvae._version" in graph["pyvae.compress.lossless"]
+    assert "pyvae" not in graph["pyvae.compress.lossless"]
 
 
 def cycle_path(graph: dict[str, set[str]], component: list[str]) -> list[str]:
