@@ -6,30 +6,39 @@
 >>> history = fit(vae, train, val=test, epochs=5)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from . import (
-    anomaly,
     callbacks,
-    compress,
     conditional,
     config,
+    contracts,
     data,
     evaluate,
     hierarchical,
     iwae,
     likelihoods,
     nets,
-    plots,
     posteriors,
     priors,
     semisupervised,
 )
+from ._version import __version__
 from .conditional import ConditionalVAE
 from .io import load, save
 from .model import LIKELIHOODS, NETS, PRIORS, VAE
 from .semisupervised import SemiSupervisedVAE
 from .train import fit
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from . import anomaly, cli, compress, plots
+
+#: Submodules loaded on first use (``pyvae.plots``, ``from pyvae import plots``), so
+#: that ``import pyvae`` does not import matplotlib or the codecs.
+LAZY_MODULES = ("anomaly", "cli", "compress", "plots")
 
 __all__ = [
     "VAE",
@@ -40,9 +49,11 @@ __all__ = [
     "save",
     "anomaly",
     "callbacks",
+    "cli",
     "compress",
     "conditional",
     "config",
+    "contracts",
     "data",
     "evaluate",
     "hierarchical",
@@ -58,3 +69,16 @@ __all__ = [
     "NETS",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a submodule of :data:`LAZY_MODULES` on first access (PEP 562)."""
+    if name in LAZY_MODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

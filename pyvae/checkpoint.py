@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io import atomic_write
+from ._files import atomic_write
 
 __all__ = ["CHECKPOINT_NAME", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
 

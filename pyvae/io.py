@@ -9,79 +9,38 @@ existing file is never overwritten unless asked.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from ._files import atomic_write, read_payload, write_payload
 from .config import build_part, find_class
-from .model import VAE
+
+if TYPE_CHECKING:
+    from .model import VAE
 
 __all__ = ["save", "load", "read", "atomic_write", "FORMAT_VERSION"]
 
+FORMAT = "pyvae"
 FORMAT_VERSION = 1
-
-
-def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Path:
-    """Call ``write(tmp_path)`` and then move the result to ``path`` in one rename."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; give a file path such as {path / 'model.pt'}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+#: The base class every loaded VAE must derive from, found by name (see
+#: :func:`pyvae.config.find_class`) so that this module does not import the model.
+BASE_CLASS = "pyvae.model.VAE"
 
 
 def save(vae: VAE, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Save ``vae``'s parameters and its config (how to rebuild each part) to ``path``."""
-    payload = {
-        "format": "pyvae",
-        "version": FORMAT_VERSION,
+    contents = {
         "config": vae.config,
         "state_dict": {k: v.detach().cpu() for k, v in vae.state_dict().items()},
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
+    return write_payload(path, FORMAT, FORMAT_VERSION, contents, overwrite)
 
 
 def read(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """The checked contents of a pyvae file: ``format``, ``version``, ``config``,
     ``state_dict`` (and whatever else the writer added)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # unpickling refused, truncated or corrupt file
-        raise ValueError(
-            f"{path} is not a loadable pyvae file (truncated, corrupt or not made by pyvae; "
-            f"files holding code are refused; {type(e).__name__})"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != "pyvae":
-        raise ValueError(f"{path} is not a pyvae model file")
-    version = payload.get("version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has pyvae format version {version}, this pyvae reads version "
-            f"{FORMAT_VERSION}: use the pyvae release that wrote it"
-        )
-    return payload
+    return read_payload(path, FORMAT, FORMAT_VERSION, "model file", map_location)
 
 
 def load(
@@ -101,8 +60,8 @@ def load(
     payload = read(path, map_location)
     config = payload["config"]
     if vae is None:
-        cls = find_class(config.get("class", "pyvae.model.VAE"), classes)
-        if not (isinstance(cls, type) and issubclass(cls, VAE)):
+        cls = find_class(config.get("class", BASE_CLASS), classes)
+        if not (isinstance(cls, type) and issubclass(cls, find_class(BASE_CLASS))):
             raise ValueError(f"{path}: {config['class']!r} is not a pyvae.VAE class")
         missing = [part for part in cls.parts if config.get(part) is None]
         if missing:

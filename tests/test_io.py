@@ -129,10 +129,10 @@ def test_loading_a_malicious_pickle_runs_nothing(tmp_path):
     _Payload.marker = marker
     evil = tmp_path / "evil.pt"
     torch.save({"format": "pyvae", "state_dict": _Payload()}, evil)
-    with pytest.raises(ValueError, match="not a loadable pyvae file"):
+    with pytest.raises(ValueError, match="not a loadable pyvae model file"):
         load(evil)
     evil.write_bytes(pickle.dumps(_Payload()))
-    with pytest.raises(ValueError, match="not a loadable pyvae file"):
+    with pytest.raises(ValueError, match="not a loadable pyvae model file"):
         load(evil)
     assert not marker.exists()
 
@@ -179,3 +179,57 @@ def test_vae_subclasses_with_extra_parts_and_options_round_trip(tmp_path):
     torch.save(payload, tmp_path / "odd.pt")
     with pytest.raises(ValueError, match="not a pyvae.VAE class"):
         load(tmp_path / "odd.pt")
+
+
+def test_files_round_trip_arrays_bytes_and_payloads(tmp_path):
+    import numpy as np
+
+    from pyvae import _files
+
+    a = np.arange(6, dtype=np.int16).reshape(2, 3)
+    assert _files.write_array(tmp_path / "a.npy", a) == tmp_path / "a.npy"
+    assert np.array_equal(_files.read_array(tmp_path / "a.npy"), a)
+    _files.write_arrays(tmp_path / "c.npz", {"values": a, "bits": 4})
+    assert np.array_equal(_files.read_array(tmp_path / "c.npz", "values"), a)
+    assert int(_files.read_array(tmp_path / "c.npz", "bits")) == 4
+    with pytest.raises(ValueError, match=r"\['values', 'bits'\]"):
+        _files.read_array(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="no array 'x'"):
+        _files.read_array(tmp_path / "c.npz", "x")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        _files.write_array(tmp_path / "a.npy", a + 1)
+    _files.write_array(tmp_path / "a.npy", a + 1, overwrite=True)
+    assert np.array_equal(_files.read_array(tmp_path / "a.npy"), a + 1)
+    np.save(tmp_path / "obj.npy", np.array([{"code": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        _files.read_array(tmp_path / "obj.npy")
+
+    _files.write_bytes(tmp_path / "b.bin", b"\x00\x01")
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+
+    _files.write_payload(tmp_path / "p.pt", "thing", 3, {"t": torch.ones(2)})
+    payload = _files.read_payload(tmp_path / "p.pt", "thing", 3, "thing file")
+    assert payload["format"] == "thing" and torch.equal(payload["t"], torch.ones(2))
+    with pytest.raises(ValueError, match="not a pyvae other file"):
+        _files.read_payload(tmp_path / "p.pt", "other", 3, "other file")
+    with pytest.raises(ValueError, match="thing file format version 3, this pyvae reads version 4"):
+        _files.read_payload(tmp_path / "p.pt", "thing", 4, "thing file")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _files.read_payload(tmp_path / "none.pt", "thing", 3, "thing file")
+    assert sorted(os.listdir(tmp_path)) == ["a.npy", "b.bin", "c.npz", "obj.npy", "p.pt"]
+
+
+def test_a_failed_write_leaves_the_previous_file(tmp_path):
+    from pyvae.io import atomic_write  # still importable from its old home
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+
+    def half_then_fail(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, half_then_fail, overwrite=True)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]

@@ -97,7 +97,7 @@ def _versions() -> dict[str, str]:
     """The versions that decide the probabilities: a file records its encoder's."""
     from importlib.metadata import version
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "pyvae": __version__,

@@ -1,0 +1,8 @@
+"""``python -m pyvae``: the ``pyvae`` command line (see :mod:`pyvae.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
