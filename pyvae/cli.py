@@ -15,6 +15,7 @@ pyvae encode RUN                              # RUN/latents-test.npy (posterior 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import signal
@@ -54,14 +55,26 @@ def _save_figure(fig, path: Path, overwrite: bool) -> Path:
     return path
 
 
+#: fit's settings that a resumed run must share, as the flags of `pyvae train`.
+_RESUME_FLAGS = {
+    "lr": "--lr",
+    "beta": "--beta",
+    "warmup_epochs": "--warmup-epochs",
+    "batch_size": "--batch-size",
+    "seed": "--seed",
+    "elbo": "--objective",
+    "data": "the data (--dataset, --root, --binarize, --values, --limit)",
+}
+
+
 def _train(args: argparse.Namespace) -> int:
     import pyro
     from pyro.infer import TraceMeanField_ELBO
 
-    from . import plots
     from .callbacks import CSVLogger
     from .model import VAE
-    from .train import fit
+    from .train import ResumeMismatch, fit
+    from .train.lock import RunLock
 
     main = not args.distributed or _rank() == 0  # under torchrun only rank 0 writes files
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -89,31 +102,51 @@ def _train(args: argparse.Namespace) -> int:
         net=args.net,
         likelihood_kwargs=likelihood_kwargs,
     )
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        # --overwrite and --resume replace pyvae's own files only (--resume keeps the checkpoint).
-        for name in RUN_FILES if args.resume else (*RUN_FILES, "checkpoint.pt"):
-            (out / name).unlink(missing_ok=True)
-    history = fit(
-        vae,
-        train,
-        val=test,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        elbo=TraceMeanField_ELBO() if args.objective == "meanfield" else None,  # None: fast
-        beta=args.beta,
-        warmup_epochs=args.warmup_epochs,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.quiet,
-        callbacks=[CSVLogger(out / "history.csv", overwrite=args.resume)] if main else [],
-        checkpoint_dir=out,
-        resume=args.resume,
-        distributed=args.distributed,
-    )
-    if not main:
-        return 0
+    with RunLock(out) if main else contextlib.nullcontext():  # one writer per run folder
+        if (
+            main
+        ):  # --overwrite and --resume replace pyvae's own files (--resume keeps the checkpoint)
+            for name in RUN_FILES if args.resume else (*RUN_FILES, "checkpoint.pt"):
+                (out / name).unlink(missing_ok=True)
+        try:
+            history = fit(
+                vae,
+                train,
+                val=test,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                elbo=TraceMeanField_ELBO() if args.objective == "meanfield" else None,  # None: fast
+                beta=args.beta,
+                warmup_epochs=args.warmup_epochs,
+                seed=args.seed,
+                device=args.device,
+                progress=not args.quiet,
+                callbacks=[CSVLogger(out / "history.csv", overwrite=args.resume)] if main else [],
+                checkpoint_dir=out,
+                resume=args.resume,
+                distributed=args.distributed,
+            )
+        except ResumeMismatch as e:
+            differ = "; ".join(
+                f"{_RESUME_FLAGS.get(k, k)}: {then!r} there, {now!r} now"
+                for k, (then, now) in e.differences.items()
+            )
+            raise ValueError(
+                f"--resume continues the run in {out} with the settings it started with; these "
+                f"differ ({differ}). Pass the same values (only --epochs may change), or "
+                "start a new run with another --out"
+            ) from None
+        if main:
+            _write_run(out, args, data_spec, vae, history, test)
+    return 0
+
+
+def _write_run(out: Path, args: argparse.Namespace, data_spec: dict, vae: Any, history: dict,
+               test: Any) -> None:  # fmt: skip
+    """The run folder's files: the model, its config, the history and the figures."""
+    from . import plots
+
     vae.to("cpu")
     vae.save(out / "model.pt")
     run_args = {k: v for k, v in vars(args).items() if k != "func"}
@@ -134,7 +167,6 @@ def _train(args: argparse.Namespace) -> int:
         print(f"run folder: {out}")
         print(f"  model:   {out / 'model.pt'}   (pyvae.load or `pyvae evaluate {out}`)")
         print(f"  figures: {', '.join(p.name for p in written)}")
-    return 0
 
 
 def _open_run(run: str):

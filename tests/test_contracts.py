@@ -187,6 +187,21 @@ def test_the_missing_to_event_that_trains_silently_is_caught_before_training():
         check_parts(vae, x)
 
 
+@pytest.mark.parametrize("optim", [None, "pyro"], ids=["fast path", "SVI"])
+@pytest.mark.parametrize("broken", [{"likelihood": NoEventGaussian()}, {"decoder": RowDecoder(3)}])
+def test_fit_refuses_a_broken_part_before_any_update(broken, optim):
+    import pyro.optim
+
+    from pyvae import fit
+
+    vae = vae_with(**broken)
+    before = [p.detach().clone() for p in vae.parameters()]
+    optim = pyro.optim.Adam({"lr": 1e-2}) if optim else None
+    with pytest.raises(ContractError, match=next(iter(broken))):
+        fit(vae, torch.randn(12, *SHAPE), epochs=1, batch_size=4, optim=optim, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, vae.parameters(), strict=True))
+
+
 def test_the_batch_must_have_the_data_shape():
     with pytest.raises(ValueError, match="x must have shape"):
         check_parts(small_vae(), torch.zeros(4, 64))

@@ -18,7 +18,7 @@ from pyvae import data, fit
 from pyvae.callbacks import Callback
 from pyvae.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from pyvae.train import ResumeMismatch
-from pyvae.train.lock import LOCK_NAME, RunLock
+from pyvae.train.lock import LOCK_NAME, RunFolderInUse, RunLock
 
 FROZEN = Path(__file__).parent / "frozen"
 EPOCHS, BATCH = 3, 16  # 48 items: 3 batches an epoch
@@ -97,8 +97,8 @@ def send(sig):
 )
 def test_a_stop_inside_the_model_after_z_is_drawn(tmp_path, reference, action, stopped_at):
     vae = build()
-    # decoder calls: 3 steps of epoch 1, its validation, then epoch 2's first step
-    vae.decoder.forward = Tripwire(vae.decoder.forward, 5, action)
+    # decoder calls: the parts' check, epoch 1's 3 steps, its validation, epoch 2's 1st step
+    vae.decoder.forward = Tripwire(vae.decoder.forward, 6, action)
     with pytest.raises(KeyboardInterrupt):
         run(vae, tmp_path)
     assert_resumes_exactly(tmp_path, reference, stopped_at)
@@ -169,6 +169,7 @@ def test_resume_refuses_other_settings_and_lists_each(tmp_path):
     with pytest.raises(ResumeMismatch) as e:
         run(build(), tmp_path, resume=True, lr=1e-2, beta=0.5)
     assert set(e.value.differences) == {"lr", "beta"}
+    assert not (tmp_path / LOCK_NAME).exists()  # a refused run leaves no lock behind
     assert "lr: 0.001 there, 0.01 now" in str(e.value) and "same arguments" in str(e.value)
     for change in (
         {"warmup_epochs": 1},
@@ -191,7 +192,7 @@ def test_a_run_folder_has_one_writer(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / LOCK_NAME).write_text(f"{other.pid}\n")
-        with pytest.raises(RuntimeError, match=f"in use by process {other.pid}"):
+        with pytest.raises(RunFolderInUse, match=f"in use by process {other.pid}"):
             run(build(), tmp_path, epochs=1)
         assert not (tmp_path / CHECKPOINT_NAME).exists()
     finally:

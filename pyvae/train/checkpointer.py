@@ -117,11 +117,13 @@ class Checkpointer(NoCheckpoints):
         """Take the run folder's lock; on resume, restore the run from the checkpoint."""
         if self.lock is not None:
             self.lock.acquire()
-        if not self.resume:
-            return
-        saved = self.strategy.read(load_checkpoint, self.path)
-        if saved is not None:
-            self._restore(trainer, saved)
+        try:
+            saved = self.strategy.read(load_checkpoint, self.path) if self.resume else None
+            if saved is not None:
+                self._restore(trainer, saved)
+        except BaseException:
+            self.end()
+            raise
 
     def step_done(self, position: Position) -> None:
         position.torch_rng = torch.get_rng_state()

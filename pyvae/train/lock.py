@@ -7,9 +7,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLock", "LOCK_NAME"]
+__all__ = ["RunLock", "RunFolderInUse", "LOCK_NAME"]
 
 LOCK_NAME = ".pyvae.lock"
+
+
+class RunFolderInUse(FileExistsError):
+    """Another live process holds the run folder's lock."""
 
 
 def _alive(pid: int) -> bool:
@@ -25,7 +29,7 @@ def _alive(pid: int) -> bool:
 class RunLock:
     """Hold ``folder/.pyvae.lock`` while writing a run folder (a context manager).
 
-    Another live process's lock is refused with ``RuntimeError`` naming its pid; a lock
+    Another live process's lock is refused with :class:`RunFolderInUse` naming its pid; a lock
     left by a process that died is taken over, with a warning. Re-entrant in one process
     (the CLI holds it around ``fit``, which takes it too)."""
 
@@ -57,7 +61,7 @@ class RunLock:
         except (OSError, ValueError):
             pid = 0
         if pid and pid != os.getpid() and _alive(pid):
-            raise RuntimeError(
+            raise RunFolderInUse(
                 f"{self.path.parent} is in use by process {pid} (a run folder has one writer "
                 f"at a time); wait for it to finish, stop it, or use another folder"
             )

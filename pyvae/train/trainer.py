@@ -16,6 +16,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from ..contracts import check_parts
 from ..model import VAE
 from ..objectives import DirectELBO
 from .checkpointer import Checkpointer, NoCheckpoints, Position, data_fingerprint
@@ -134,18 +135,20 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, list[float]]:
         """Train for the configured epochs; returns the history."""
-        self.checkpointer.begin(self)
-        callbacks = self.config.callbacks
-        for cb in callbacks:
-            cb.on_train_begin(self.vae, self.history)
+        self.checkpointer.begin(self)  # the run folder's lock; on resume, the saved state
+        try:
+            for cb in self.config.callbacks:
+                cb.on_train_begin(self.vae, self.history)
+            self._epochs()
+        finally:
+            self.checkpointer.end()
+        return self.history
+
+    def _epochs(self) -> None:
         p = self.position
         left = max(0, self.config.epochs - p.epoch + 1) * self.steps_per_epoch - p.batches_done
-        bar = tqdm(
-            total=max(left, 0),
-            disable=not (self.config.progress and self.strategy.is_main),
-            unit="step",
-            desc="fit",
-        )
+        show = self.config.progress and self.strategy.is_main
+        bar = tqdm(total=max(left, 0), disable=not show, unit="step", desc="fit")
         self.vae.train()
         try:
             with self.stop, contextlib.ExitStack() as quiet:
@@ -159,10 +162,8 @@ class Trainer:
         finally:
             bar.close()
             self.vae.eval()
-            for cb in callbacks:
+            for cb in self.config.callbacks:
                 cb.on_train_end(self.vae, self.history)
-            self.checkpointer.end()
-        return self.history
 
     def _train_epoch(self, bar: tqdm, quiet: contextlib.ExitStack) -> None:
         p, cfg, n = self.position, self.config, len(self.x)
@@ -172,6 +173,9 @@ class Trainer:
         rest = p.order[p.batches_done * cfg.batch_size :]
         shards = self.strategy.shard(self.x, self.transform, self.side, cfg.batch_size, rest)
         for b, (xb, sb) in enumerate(shards, start=p.batches_done):
+            first = self._steps_this_call == 0
+            if first:  # the parts' contracts, on the first batch, before any update
+                check_parts(self.vae, xb if xb.is_floating_point() else xb.float(), **sb)
             weight = kl_weight_schedule(
                 p.step_count, self.steps_per_epoch, cfg.beta, cfg.warmup_epochs
             )
@@ -186,7 +190,7 @@ class Trainer:
             p.step_done(loss * len(xb) / len(p.order))  # each step estimates the full data
             self.checkpointer.step_done(p)
             self._steps_this_call += 1
-            if self._steps_this_call == 1:  # the model ran once with Pyro's checks: skip them
+            if first:  # the model ran once with Pyro's checks: skip them from now on
                 quiet.enter_context(pyro.validation_enabled(False))
             # drawn with the bar's next refresh, not forced every step (that slows training)
             bar.set_postfix(epoch=p.epoch, elbo=f"{-loss / n:.2f}", refresh=False)
