@@ -103,10 +103,8 @@ def _train(args: argparse.Namespace) -> int:
         likelihood_kwargs=likelihood_kwargs,
     )
     with RunLock(out) if main else contextlib.nullcontext():  # one writer per run folder
-        if (
-            main
-        ):  # --overwrite and --resume replace pyvae's own files (--resume keeps the checkpoint)
-            for name in RUN_FILES if args.resume else (*RUN_FILES, "checkpoint.pt"):
+        if main and args.overwrite and not args.resume:  # pyvae's own files only
+            for name in (*RUN_FILES, "checkpoint.pt"):
                 (out / name).unlink(missing_ok=True)
         try:
             history = fit(
@@ -148,7 +146,7 @@ def _write_run(out: Path, args: argparse.Namespace, data_spec: dict, vae: Any, h
     from . import plots
 
     vae.to("cpu")
-    vae.save(out / "model.pt")
+    vae.save(out / "model.pt", overwrite=True)  # a --resume replaces the model once it ends
     run_args = {k: v for k, v in vars(args).items() if k != "func"}
     config = {"args": run_args, "data": data_spec, "vae": vae.config}
     (out / "config.json").write_text(json.dumps(config, indent=2))

@@ -151,6 +151,27 @@ def test_train_resumes_a_run_from_its_checkpoint(tmp_path):
     assert len((out / "history.csv").read_text().splitlines()) == 3  # header + both epochs
 
 
+def test_train_resume_refuses_other_flags_and_a_busy_folder(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["train", "--limit", "64", "--z-dim", "2", "--quiet", "--out", str(out)]
+    assert main([*args, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2", "--resume", "--lr", "0.01", "--batch-size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr: 0.001 there, 0.01 now" in err and "--batch-size: 128 there, 32 now" in err
+    assert main([*args, "--epochs", "2", "--resume", "--limit", "32"]) == 2  # other data
+    assert "the data (--dataset" in capsys.readouterr().err
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".pyvae.lock").write_text(f"{other.pid}\n")
+        assert main([*args, "--epochs", "2", "--resume"]) == 2
+        assert f"in use by process {other.pid}" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1]  # nothing lost
+
+
 def test_interrupt_exits_130_with_a_hint(monkeypatch, tmp_path, capsys):
     import pyvae.train
 
