@@ -265,3 +265,76 @@ def test_pyvae_train_distributed_under_torchrun(tmp_path):
     assert json.loads((out / "config.json").read_text())["args"]["distributed"] is True
     csv_lines = (out / "history.csv").read_text().splitlines()
     assert len(csv_lines) == 3  # header and two epochs, written once (by rank 0)
+
+
+class FreezeAt:
+    """A per-batch transform that freezes its process (SIGSTOP) at its ``at``-th training
+    batch, after writing ``marker``."""
+
+    def __init__(self, at, marker):
+        self.at, self.marker, self.calls = at, marker, 0
+
+    def __call__(self, x):
+        if len(x) < N:
+            self.calls += 1
+            if self.calls == self.at:
+                Path(self.marker).write_text("frozen")
+                os.kill(os.getpid(), signal.SIGSTOP)
+        return x
+
+
+def frozen_worker(rank, port, tmp, timeout_s):
+    """Rank 1 freezes at its second batch; rank 0 records how it ends."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
+                      PYVAE_DDP_TIMEOUT=str(timeout_s))  # fmt: skip
+    torch.set_num_threads(1)
+    x = data.ArrayDataset(dataset(), transform=FreezeAt(2 if rank == 1 else 0, f"{tmp}/frozen"))
+    start = time.monotonic()
+    try:
+        fit(build(), x, distributed=True, progress=False, **ADAM)
+    except RuntimeError as e:
+        Path(tmp, "rank0.txt").write_text(f"{time.monotonic() - start:.1f}\n{e}")
+
+
+def start_frozen(tmp, timeout_s):
+    context = mp.start_processes(frozen_worker, args=(free_port(), str(tmp), timeout_s),
+                                 nprocs=WORLD, join=False, start_method="spawn")  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp / "frozen").exists():
+        assert time.monotonic() < deadline, "rank 1 never reached its second batch"
+        time.sleep(0.1)
+    return context
+
+
+def stop_all(context):
+    for p in context.processes:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGKILL)
+        p.join()
+
+
+def test_a_peer_that_stops_responding_ends_the_others_with_a_clear_error(tmp_path):
+    context = start_frozen(tmp_path, timeout_s=4)
+    try:
+        context.processes[0].join(60)
+        assert context.processes[0].exitcode == 0
+        elapsed, message = (tmp_path / "rank0.txt").read_text().split("\n", 1)
+        assert "another process stopped or stopped responding" in message
+        assert "PYVAE_DDP_TIMEOUT" in message
+        assert float(elapsed) < 30  # bounded by the timeout, not gloo's 30 minutes
+    finally:
+        stop_all(context)
+
+
+def test_sigterm_stops_a_process_blocked_waiting_for_a_frozen_peer(tmp_path):
+    context = start_frozen(tmp_path, timeout_s=600)
+    try:
+        time.sleep(1)  # rank 0 is now blocked in the batch's collective
+        sent = time.monotonic()
+        os.kill(context.processes[0].pid, signal.SIGTERM)
+        context.processes[0].join(60)
+        assert context.processes[0].exitcode == 128 + signal.SIGTERM
+        assert time.monotonic() - sent < 30
+    finally:
+        stop_all(context)

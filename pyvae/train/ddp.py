@@ -30,6 +30,7 @@ applies the same update and the parameters stay identical.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import math
 import os
@@ -235,11 +236,30 @@ class DDP:
             )
         return self._module
 
+    @contextlib.contextmanager
+    def _peers(self, where: str) -> Iterator[None]:
+        """Within: a collective that fails because another process stopped, or did not
+        answer within the timeout, raises ``RuntimeError`` saying so."""
+        try:
+            yield
+        except RuntimeError as e:
+            if not _peer_failure(e):
+                raise
+            raise RuntimeError(
+                f"process {self.rank}: another process stopped or stopped responding at "
+                f"{where} (no answer within {timeout_s():g} s; PYVAE_DDP_TIMEOUT sets it); "
+                f"all processes stop, the last checkpoint is kept ({type(e).__name__})"
+            ) from e
+
     def loss_and_grads(self, objective: Any, where: str, x: torch.Tensor, **kw: Any) -> float:
         """This rank's loss of its share of the batch (0 for a weight-0 share), with the
         gradients averaged over the ranks into the parameters (DDP). After the forward
         pass the ranks agree, in one small all-reduce, whether any failed or was asked to
         stop: a failure raises on every rank at the same step."""
+        with self._peers(where):
+            return self._loss_and_grads(objective, where, x, **kw)
+
+    def _loss_and_grads(self, objective: Any, where: str, x: torch.Tensor, **kw: Any) -> float:
         module = self._ddp_module(objective)
         weight, failure, error = self._weight, 0, None
         try:
@@ -322,6 +342,13 @@ class DDP:
         if saved.get("in_progress") is not None and not self.is_main:
             saved["in_progress"]["total"] = 0.0
         return saved
+
+
+def _peer_failure(e: RuntimeError) -> bool:
+    """An error of a collective whose peer stopped or timed out (gloo's or NCCL's)."""
+    text = str(e)
+    signs = ("timeout", "Timed out", "timed out", "pair closure", "Connection closed", "reset")
+    return isinstance(e, dist.DistError) or any(sign in text for sign in signs)
 
 
 def _device(device: str | torch.device | None) -> torch.device:
