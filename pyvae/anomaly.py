@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .capabilities import ANOMALY_LATENT, LOG_LIKELIHOOD
-from .evaluate import elbo_terms, log_likelihood
+from .capabilities import ANOMALY_LATENT, EVALUATE, LOG_LIKELIHOOD
+from .evaluate import elbo_terms
 
 __all__ = ["SCORES", "score", "Detector", "auroc", "average_precision"]
 
@@ -42,12 +42,14 @@ def score(
         raise ValueError(f"unknown score {method!r}; valid scores: {', '.join(SCORES)}")
     if method == "latent":
         vae.require(ANOMALY_LATENT, instead="use the 'elbo' or 'log_likelihood' score")
-    if method == "log_likelihood":
+    elif method == "log_likelihood":
         vae.require(LOG_LIKELIHOOD, instead="use the 'elbo' score")
+    else:
+        vae.require(EVALUATE, instead="use the 'log_likelihood' score")
     if num_samples is None:
         num_samples = 1000 if method == "log_likelihood" else 10
     if method == "log_likelihood":
-        return -log_likelihood(vae, data, num_samples=num_samples, **side)
+        return -vae.log_likelihood(data, num_samples=num_samples, **side)
     if method == "latent":
         z = vae.encode(data, **side).mean
         return -vae.prior(vae.encoder).log_prob(z)

@@ -18,7 +18,12 @@ name                       the VAE supports ...
 ``lossless``               bits-back coding, :mod:`pyvae.compress.lossless`
 ``latent_codes``           quantised latent codes, :func:`pyvae.compress.encode`
 ``closed_form_kl``         :func:`pyvae.evaluate.kl_per_dim` (diagonal normal q(z|x))
-``log_likelihood``         importance-sampled log p(x), :func:`pyvae.evaluate.log_likelihood`
+``log_likelihood``         importance-sampled log p(x): ``vae.log_likelihood`` and the
+                           ``"log_likelihood"`` anomaly score
+``evaluate``               :mod:`pyvae.evaluate`'s scores from Pyro traces (``log_weights``,
+                           ``elbo_terms``, ``log_likelihood``) and the ``"elbo"`` and
+                           ``"reconstruction"`` anomaly scores: every site of the model and
+                           guide lies in the plate ``"data"`` over the batch
 ``anomaly.latent``         the ``"latent"`` anomaly score, -log p(E[z|x])
 ``plots.samples``          :func:`pyvae.plots.samples`
 ``plots.reconstructions``  :func:`pyvae.plots.reconstructions`
@@ -46,6 +51,7 @@ __all__ = [
     "LATENT_CODES",
     "CLOSED_FORM_KL",
     "LOG_LIKELIHOOD",
+    "EVALUATE",
     "ANOMALY_LATENT",
     "PLOTS_SAMPLES",
     "PLOTS_RECONSTRUCTIONS",
@@ -72,6 +78,7 @@ LOSSLESS = "lossless"
 LATENT_CODES = "latent_codes"
 CLOSED_FORM_KL = "closed_form_kl"
 LOG_LIKELIHOOD = "log_likelihood"
+EVALUATE = "evaluate"
 ANOMALY_LATENT = "anomaly.latent"
 PLOTS_SAMPLES = "plots.samples"
 PLOTS_RECONSTRUCTIONS = "plots.reconstructions"
@@ -99,7 +106,8 @@ DESCRIPTIONS: dict[str, str] = {
     LOSSLESS: "lossless coding (pyvae.compress.lossless)",
     LATENT_CODES: "quantised latent codes (pyvae.compress.encode)",
     CLOSED_FORM_KL: "the closed-form KL per latent dimension (pyvae.evaluate.kl_per_dim)",
-    LOG_LIKELIHOOD: "the importance-sampled log-likelihood (pyvae.evaluate.log_likelihood)",
+    LOG_LIKELIHOOD: "the importance-sampled log-likelihood (vae.log_likelihood)",
+    EVALUATE: "pyvae.evaluate's scores from Pyro traces (log_weights, elbo_terms, ...)",
     ANOMALY_LATENT: "the 'latent' anomaly score (pyvae.anomaly.score)",
     PLOTS_SAMPLES: "pyvae.plots.samples",
     PLOTS_RECONSTRUCTIONS: "pyvae.plots.reconstructions",

@@ -27,6 +27,7 @@ from .capabilities import (
     CLOSED_FORM_KL,
     CUDA_GRAPH,
     DISTRIBUTED,
+    EVALUATE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
@@ -88,7 +89,7 @@ class ConditionalVAE(VAE):
 
     side_input = "c"
     capabilities = frozenset(
-        {CHECKPOINT, LOSSLESS, CLOSED_FORM_KL, LOG_LIKELIHOOD, ANOMALY_LATENT} | PLOTS
+        {CHECKPOINT, LOSSLESS, CLOSED_FORM_KL, LOG_LIKELIHOOD, EVALUATE, ANOMALY_LATENT} | PLOTS
     )
     unsupported = {
         FAST_PATH: "its model and guide take the context c, which DirectELBO does not",

@@ -20,7 +20,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-from .capabilities import CLOSED_FORM_KL, FAST_PATH, LOG_LIKELIHOOD
+from .capabilities import CLOSED_FORM_KL, EVALUATE, FAST_PATH
 from .checks import check_int, finite_or_raise
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "active_units",
     "kl_per_dim",
 ]
+
+_INSTEAD = "use the VAE's own elbo() and log_likelihood()"
 
 #: Default bound on decoder-output elements per vectorised pass (~128 MB of float32).
 MAX_ELEMENTS = 2**25
@@ -105,6 +107,7 @@ def log_weights(vae, x: torch.Tensor, num_samples: int, **side: Any) -> torch.Te
     """log p(x, z_s) - log q(z_s | x) for ``num_samples`` draws z_s ~ q(z|x) of each item of
     the batch ``x``: shape ``(num_samples, B)``. ``side``: a variant's side information
     for the batch by name (e.g. ``c=...``, one per item), passed to its model and guide."""
+    vae.require(EVALUATE, instead=_INSTEAD)
     recon, kl = _scorer(vae, x, **side)(num_samples)
     return recon - kl
 
@@ -132,7 +135,7 @@ def log_likelihood(
     keep decoder outputs under ``max_elements`` values, so S = 5000 fits in memory.
     ``side``: a variant's side information by name, if not in ``data``'s targets.
     """
-    vae.require(LOG_LIKELIHOOD)
+    vae.require(EVALUATE, instead=_INSTEAD)
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     check_int("max_elements", max_elements)
@@ -156,6 +159,7 @@ def elbo_terms(
     """The ELBO of each item and its two terms, in nats, each of shape ``(N,)``:
     ``reconstruction`` = E_q[log p(x|z)] and ``kl`` = E_q[log q(z|x) - log p(z)] (Monte
     Carlo with ``num_samples`` draws), ``elbo = reconstruction - kl``."""
+    vae.require(EVALUATE, instead=_INSTEAD)
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     recon, kl = [], []

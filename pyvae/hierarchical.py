@@ -35,6 +35,7 @@ from .capabilities import (
     CLOSED_FORM_KL,
     CUDA_GRAPH,
     DISTRIBUTED,
+    EVALUATE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
@@ -71,7 +72,9 @@ class HierarchicalVAE(VAE):
     """
 
     parts = (*VAE.parts, "encoder2", "decoder2")
-    capabilities = frozenset({CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD} | PLOTS)
+    capabilities = frozenset(
+        {CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD, EVALUATE} | PLOTS
+    )
     unsupported = {
         FAST_PATH: "it has two latent layers, DirectELBO computes one",
         CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",

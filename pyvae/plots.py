@@ -188,14 +188,16 @@ def reconstructions(vae, data: Any, n: int = 16, **side: Any) -> Figure:
 
 
 def reconstructions_and_samples(vae, data: Any, n: int = 8, **side: Any) -> Figure:
-    """Left: ``n`` data items over their reconstructions; right: 64 samples (``side``: as
-    for :func:`reconstructions`; the samples take the side information of a class label
-    or one context for all, else one column per class)."""
+    """Left: ``n`` data items over their reconstructions; right: 64 samples. ``side``: as
+    for :func:`reconstructions`; a variant with class labels generates one column per
+    class, one with another context generates with the first item's."""
     vae.require(PLOTS_RECONSTRUCTIONS)
     vae.require(PLOTS_SAMPLES)
     x, recon = _with_reconstructions(vae, data, n, side)
-    one = {k: v for k, v in side.items() if torch.as_tensor(v).numel() <= 1}
-    generated, nrow, title = _generated(vae, 64, True, one)
+    given = {}
+    if vae.side_input is not None and getattr(vae, "num_classes", None) is None:
+        given = _base_code(vae, data, side)[1]  # the first item's context, for all
+    generated, nrow, title = _generated(vae, 64, True, given)
     fig = _Figure(figsize=(12, 6))
     ax1, ax2 = fig.subplots(1, 2)
     _draw(ax1, torch.cat([x, recon]), len(x), "data (top) / reconstructions")

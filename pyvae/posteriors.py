@@ -42,6 +42,7 @@ from .capabilities import (
     CLOSED_FORM_KL,
     CUDA_GRAPH,
     DISTRIBUTED,
+    EVALUATE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
@@ -183,7 +184,7 @@ class PosteriorVAE(VAE):
     diagonal Normal (the base of :class:`IAFVAE` and :class:`LowRankVAE`)."""
 
     capabilities = frozenset(
-        {CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD, ANOMALY_LATENT} | PLOTS
+        {CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD, EVALUATE, ANOMALY_LATENT} | PLOTS
     )
     unsupported = {
         FAST_PATH: "its q(z|x) is not the diagonal normal that DirectELBO computes",

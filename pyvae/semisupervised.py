@@ -44,6 +44,7 @@ from .capabilities import (
     CLOSED_FORM_KL,
     CUDA_GRAPH,
     DISTRIBUTED,
+    EVALUATE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
@@ -107,6 +108,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         "the label",
         CLOSED_FORM_KL: "its q(z|x) is a mixture over the classes",
         ANOMALY_LATENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
+        EVALUATE: "its sites lie in two plates, of the labelled and of the unlabelled items",
     }
 
     def __init__(

@@ -89,6 +89,8 @@ _PREFIX = struct.Struct("<8sHI")  # magic, format version, header length
 _LENGTH = struct.Struct("<Q")  # payload length
 _DIGEST = 32  # SHA-256 of everything before it
 _GOLDEN = 0x9E3779B1  # odd: multiplying by it modulo 2**k permutes 0..2**k-1
+#: A side input per item (a ConditionalVAE's context c), each of shape (1, ...), or None.
+Side = dict[str, torch.Tensor] | None
 _INSTEAD = "use a VAE, or pyvae.compress.encode for lossy latent codes"
 
 
@@ -289,14 +291,14 @@ class _BitsBack:
         if isinstance(vae.likelihood, DiscretizedLogistic):
             self.values = _Bins(256, self.models)
 
-    def posterior(self, x: torch.Tensor, side: dict[str, torch.Tensor]) -> list[tuple[int, Any]]:
+    def posterior(self, x: torch.Tensor, side: Side = None) -> list[tuple[int, Any]]:
         """Q(bucket | x) of each latent dimension for ``x`` (*input_shape): a list of
         ``(first bucket, model)`` over the buckets within 6 posterior standard deviations
         of the mean (all but 2e-9 of its mass); ``side``: the item's side information,
         each of shape ``(1, ...)``. Only buckets in the window get a
         probability, so far buckets do not take constriction's minimum probability (2**-24
         each), which over 2**latent_bits buckets would now and then pop a far-off z."""
-        loc, scale = self.vae._q_params(x.float()[None], **side)
+        loc, scale = self.vae._q_params(x.float()[None], **(side or {}))
         loc = finite_or_raise(loc, "the posterior mean").double().reshape(-1)
         scale = finite_or_raise(scale, "the posterior scale").double().reshape(-1)
         first = torch.searchsorted(self.inner_edges, loc - 6 * scale, right=True)
@@ -318,14 +320,14 @@ class _BitsBack:
     def _mix(self, buckets: np.ndarray, factor: int) -> np.ndarray:
         return (buckets.astype(np.int64) * factor % self.buckets).astype(np.int32)
 
-    def likelihood(self, buckets: np.ndarray, side: dict[str, torch.Tensor]):
+    def likelihood(self, buckets: np.ndarray, side: Side = None):
         """p(x | z) for the latent buckets (z_dim,), per data value, in float64."""
         z = self.centres[torch.from_numpy(buckets.astype(np.int64))].float()[None]
-        raw = self.vae.decoder(self.vae._decoder_input(z, **side))
+        raw = self.vae.decoder(self.vae._decoder_input(z, **(side or {})))
         raw = finite_or_raise(raw, "the decoder output").double()
         return self.vae.likelihood(raw, self.event_dim).base_dist
 
-    def push(self, coder, x: torch.Tensor, side: dict[str, torch.Tensor]) -> None:
+    def push(self, coder, x: torch.Tensor, side: Side = None) -> None:
         """Add item ``x`` (int64, *input_shape) with its side information to the stack."""
         posterior = self.posterior(x, side)
         buckets = np.array(
@@ -334,7 +336,7 @@ class _BitsBack:
         self.values.push(coder, x.reshape(-1), self.likelihood(buckets, side))
         coder.encode_reverse(self._mix(buckets, self.scramble), self.prior)
 
-    def pop(self, coder, side: dict[str, torch.Tensor]) -> torch.Tensor:
+    def pop(self, coder, side: Side = None) -> torch.Tensor:
         """Take the last item off the stack: int64, shape ``input_shape``."""
         buckets = self._mix(coder.decode(self.prior, self.vae.z_dim), self.unscramble)
         p = self.likelihood(buckets, side)
