@@ -310,7 +310,7 @@ class VAE(PyroModule):
         if feature == CUDA_GRAPH:
             fast = self._why_not(FAST_PATH)
             if fast is not None:
-                return f"CUDA graphs replay the fast path, and it lacks that too ({fast})"
+                return f"a CUDA graph replays the fast path, which it does not support ({fast})"
             parts = {part: getattr(self, part) for part in self.parts}
             eager = [
                 f"{part} ({type(module).__name__})"

@@ -272,6 +272,9 @@ class CapabilityBattery:
             assert isinstance(fig, Figure) and fig.axes
             both = plots.reconstructions_and_samples(vae, data, n=4)
             assert len(both.axes) == 2
+            hist = {"epoch": [1], "train_elbo": [-40.0]}
+            figures = plots.run_figures(vae, hist, data)
+            assert {"reconstructions", "samples", "traversal", "latent_space"} <= set(figures)
 
     def test_plot_traversal(self, vae, data):
         def run():
