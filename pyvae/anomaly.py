@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .evaluate import elbo_terms, log_likelihood
-from .model import VAE
+from .capabilities import ANOMALY_LATENT, EVALUATE, LOG_LIKELIHOOD
+from .evaluate import elbo_terms
 
 __all__ = ["SCORES", "score", "Detector", "auroc", "average_precision"]
 
@@ -28,26 +28,32 @@ SCORES = ("elbo", "log_likelihood", "reconstruction", "latent")
 
 
 @torch.no_grad()
-def score(vae, data: Any, method: str = "elbo", num_samples: int | None = None) -> torch.Tensor:
+def score(
+    vae, data: Any, method: str = "elbo", num_samples: int | None = None, **side: Any
+) -> torch.Tensor:
     """Anomaly scores of each item of ``data`` (shape ``(N,)``, higher = more unusual).
 
     ``num_samples``: draws of z per item (default 10; 1000 for ``"log_likelihood"``).
+    ``side``: a variant's side information by name (e.g. ``c=...``), if not in ``data``'s
+    targets. ``"latent"`` needs a VAE that supports ``"anomaly.latent"``
+    (:mod:`pyvae.capabilities`).
     """
     if method not in SCORES:
         raise ValueError(f"unknown score {method!r}; valid scores: {', '.join(SCORES)}")
+    if method == "latent":
+        vae.require(ANOMALY_LATENT, instead="use the 'elbo' or 'log_likelihood' score")
+    elif method == "log_likelihood":
+        vae.require(LOG_LIKELIHOOD, instead="use the 'elbo' score")
+    else:
+        vae.require(EVALUATE, instead="use the 'log_likelihood' score")
     if num_samples is None:
         num_samples = 1000 if method == "log_likelihood" else 10
     if method == "log_likelihood":
-        return -log_likelihood(vae, data, num_samples=num_samples)
+        return -vae.log_likelihood(data, num_samples=num_samples, **side)
     if method == "latent":
-        if type(vae).model is not VAE.model:
-            raise ValueError(
-                f"the 'latent' score needs pyvae.VAE's model (p(z) over the encoder's code); "
-                f"{type(vae).__name__} has its own: use 'elbo' or 'log_likelihood'"
-            )
-        z = vae.encode(data).mean
+        z = vae.encode(data, **side).mean
         return -vae.prior(vae.encoder).log_prob(z)
-    terms = elbo_terms(vae, data, num_samples=num_samples)
+    terms = elbo_terms(vae, data, num_samples=num_samples, **side)
     return -terms["elbo"] if method == "elbo" else -terms["reconstruction"]
 
 

@@ -9,7 +9,7 @@ The semi-supervised VAE (:mod:`pyvae.semisupervised`) builds on it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyro
@@ -21,6 +21,19 @@ from torch import nn
 
 from . import likelihoods as _likelihoods
 from . import priors as _priors
+from .capabilities import (
+    ANOMALY_LATENT,
+    CHECKPOINT,
+    CLOSED_FORM_KL,
+    CUDA_GRAPH,
+    DISTRIBUTED,
+    EVALUATE,
+    FAST_PATH,
+    LATENT_CODES,
+    LOG_LIKELIHOOD,
+    LOSSLESS,
+    PLOTS,
+)
 from .checks import check_finite, check_int
 from .config import BUILTIN_MODULES
 from .model import VAE, _check_batch, _kl_weight
@@ -75,6 +88,15 @@ class ConditionalVAE(VAE):
     """
 
     side_input = "c"
+    capabilities = frozenset(
+        {CHECKPOINT, LOSSLESS, CLOSED_FORM_KL, LOG_LIKELIHOOD, EVALUATE, ANOMALY_LATENT} | PLOTS
+    )
+    unsupported = {
+        FAST_PATH: "its model and guide take the context c, which DirectELBO does not",
+        CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
+        DISTRIBUTED: "distributed training does not split the side information c yet",
+        LATENT_CODES: "the codes do not carry the context c that decoding them needs",
+    }
 
     def __init__(
         self,
@@ -213,6 +235,12 @@ class ConditionalVAE(VAE):
     def _q_params(self, x: torch.Tensor, c: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         c = self._context(c, len(x))
         return self.encoder(self._join(self.likelihood.encoder_input(x), c))
+
+    def _decoder_input(self, z: torch.Tensor, c: Any = None) -> torch.Tensor:
+        return _broadcast_cat(z, self._context(c, len(z)), 1)
+
+    def _decode_side(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        return {"c": side["c"]}
 
     def _px(self, z: torch.Tensor, c: torch.Tensor) -> dist.TorchDistribution:
         """p(x | z, c) for codes ``z`` ``(*batch, z_dim)`` and network context ``c``."""

@@ -6,7 +6,8 @@ Everything works from Pyro traces of ``vae.guide`` and ``vae.model`` run inside 
 scored in one vectorised pass, for any prior and likelihood (also your own). A variant's
 side information (labels, a context) is passed to both by name, as in ``fit``. A plain
 :class:`~pyvae.VAE` (model and guide not overridden) takes a faster path with the same
-numbers: its parts are called directly, without recording traces.
+numbers: its parts are called directly, without recording traces (where the VAE supports
+``"fast_path"``, :mod:`pyvae.capabilities`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
+from .capabilities import CLOSED_FORM_KL, EVALUATE, FAST_PATH
 from .checks import check_int, finite_or_raise
-from .objectives import DirectELBO
 
 __all__ = [
     "log_weights",
@@ -30,6 +31,8 @@ __all__ = [
     "active_units",
     "kl_per_dim",
 ]
+
+_INSTEAD = "use the VAE's own elbo() and log_likelihood()"
 
 #: Default bound on decoder-output elements per vectorised pass (~128 MB of float32).
 MAX_ELEMENTS = 2**25
@@ -67,7 +70,7 @@ def _scorer(vae, x: torch.Tensor, **side: Any):
     :class:`~pyvae.objectives.DirectELBO` computes them, with the same draws as the traced
     path), q(z|x) and p(z) built once for the batch; otherwise from Pyro traces of its
     guide and model, which holds for any model and guide."""
-    if side or not DirectELBO.valid_for(vae):  # side: a variant's side information
+    if side or not vae.supports(FAST_PATH):  # side: a variant's side information
         return lambda num_samples: _traced_terms(vae, x, num_samples, **side)
     loc, scale = vae.encoder(vae.likelihood.encoder_input(x))
     q = pyro.distributions.Normal(loc, scale).to_event(1)
@@ -102,8 +105,10 @@ def _traced_terms(
 @torch.no_grad()
 def log_weights(vae, x: torch.Tensor, num_samples: int, **side: Any) -> torch.Tensor:
     """log p(x, z_s) - log q(z_s | x) for ``num_samples`` draws z_s ~ q(z|x) of each item of
-    the batch ``x``: shape ``(num_samples, B)``."""
-    recon, kl = _scorer(vae, x)(num_samples)
+    the batch ``x``: shape ``(num_samples, B)``. ``side``: a variant's side information
+    for the batch by name (e.g. ``c=...``, one per item), passed to its model and guide."""
+    vae.require(EVALUATE, instead=_INSTEAD)
+    recon, kl = _scorer(vae, x, **side)(num_samples)
     return recon - kl
 
 
@@ -130,6 +135,7 @@ def log_likelihood(
     keep decoder outputs under ``max_elements`` values, so S = 5000 fits in memory.
     ``side``: a variant's side information by name, if not in ``data``'s targets.
     """
+    vae.require(EVALUATE, instead=_INSTEAD)
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     check_int("max_elements", max_elements)
@@ -153,6 +159,7 @@ def elbo_terms(
     """The ELBO of each item and its two terms, in nats, each of shape ``(N,)``:
     ``reconstruction`` = E_q[log p(x|z)] and ``kl`` = E_q[log q(z|x) - log p(z)] (Monte
     Carlo with ``num_samples`` draws), ``elbo = reconstruction - kl``."""
+    vae.require(EVALUATE, instead=_INSTEAD)
     check_int("num_samples", num_samples)
     check_int("batch_size", batch_size)
     recon, kl = [], []
@@ -171,10 +178,11 @@ def bits_per_dim(nats: torch.Tensor | float, input_shape: tuple[int, ...]) -> to
 
 
 @torch.no_grad()
-def active_units(vae, data: Any, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
+def active_units(vae, data: Any, threshold: float = 0.01, **side: Any) -> tuple[int, torch.Tensor]:
     """Active latent units (Burda et al. 2016): dimension d is active when
-    ``Var_x(E_q[z_d | x]) > threshold``. Returns the count and the variances ``(z_dim,)``."""
-    means = vae.encode(data).mean
+    ``Var_x(E_q[z_d | x]) > threshold``. Returns the count and the variances ``(z_dim,)``.
+    ``side``: a variant's side information by name, if not in ``data``'s targets."""
+    means = vae.encode(data, **side).mean
     if len(means) < 2:
         raise ValueError("active_units needs at least two items")
     variance = means.var(0)
@@ -182,17 +190,15 @@ def active_units(vae, data: Any, threshold: float = 0.01) -> tuple[int, torch.Te
 
 
 @torch.no_grad()
-def kl_per_dim(vae, data: Any) -> torch.Tensor:
+def kl_per_dim(vae, data: Any, **side: Any) -> torch.Tensor:
     """Average KL(q(z_d|x) || p(z_d)) per latent dimension, in nats: shape ``(z_dim,)``.
 
-    Closed form; needs a prior that factorises over dimensions into normals (as
-    ``StandardNormal``). Their sum is the average KL term of the ELBO.
+    Closed form; needs a VAE that supports ``"closed_form_kl"`` (a diagonal normal
+    q(z|x)) and a prior that factorises over dimensions into normals (as
+    ``StandardNormal``). Their sum is the average KL term of the ELBO. ``side``: a
+    variant's side information by name, if not in ``data``'s targets.
     """
-    if not DirectELBO.valid_for(vae):  # its own model or guide
-        raise ValueError(
-            f"kl_per_dim needs pyvae.VAE's own model and guide (a diagonal normal q(z|x)); "
-            f"{type(vae).__name__} has others: use elbo_terms for its total KL"
-        )
+    vae.require(CLOSED_FORM_KL, instead="use elbo_terms for its total KL")
     prior = vae.prior(vae.encoder)
     base = getattr(prior, "base_dist", None)
     if not isinstance(base, torch.distributions.Normal):
@@ -200,6 +206,6 @@ def kl_per_dim(vae, data: Any) -> torch.Tensor:
             f"kl_per_dim needs a prior that factorises into normals per dimension; "
             f"{type(vae.prior).__name__} does not (use elbo_terms for the total KL)"
         )
-    q = vae.encode(data).base_dist
+    q = vae.encode(data, **side).base_dist
     p = torch.distributions.Normal(base.loc.expand(q.loc.shape), base.scale.expand(q.loc.shape))
     return torch.distributions.kl_divergence(q, p).mean(0)

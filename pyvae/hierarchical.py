@@ -29,6 +29,19 @@ from torch import nn
 
 from . import likelihoods as _likelihoods
 from . import priors as _priors
+from .capabilities import (
+    ANOMALY_LATENT,
+    CHECKPOINT,
+    CLOSED_FORM_KL,
+    CUDA_GRAPH,
+    DISTRIBUTED,
+    EVALUATE,
+    FAST_PATH,
+    LATENT_CODES,
+    LOG_LIKELIHOOD,
+    LOSSLESS,
+    PLOTS,
+)
 from .checks import check_int
 from .config import BUILTIN_MODULES
 from .model import PRIORS, VAE, _check_batch, _kl_weight, _lookup
@@ -59,6 +72,16 @@ class HierarchicalVAE(VAE):
     """
 
     parts = (*VAE.parts, "encoder2", "decoder2")
+    capabilities = frozenset(
+        {CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD, EVALUATE} | PLOTS
+    )
+    unsupported = {
+        FAST_PATH: "it has two latent layers, DirectELBO computes one",
+        CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
+        LOSSLESS: "its prior over z1 is p(z1|z2), but the coder's buckets are those of N(0, I)",
+        CLOSED_FORM_KL: "its KL term is over two layers, p(z1|z2) p(z2)",
+        ANOMALY_LATENT: "its prior is over z2, not over the code z1 that encode gives",
+    }
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ error that says what to do. A likelihood of your own is a few lines::
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import pyro.distributions as dist
 import torch
@@ -64,7 +65,12 @@ def _describe(x: torch.Tensor) -> str:
 
 
 class Likelihood(Configurable, PyroModule):
-    """Base class of likelihoods p(x|z); see the module docstring for the contract."""
+    """Base class of likelihoods p(x|z); see the module docstring for the contract.
+
+    ``capturable``: as for :class:`pyvae.priors.Prior`, declared by each class itself.
+    """
+
+    capturable: ClassVar[bool] = False
 
     params_per_value: int = 1
     support: constraints.Constraint = constraints.real
@@ -118,6 +124,8 @@ class Bernoulli(Likelihood):
     cross-entropy as many VAE papers do (then the ELBO is not a bound on a probability).
     """
 
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+
     def __init__(self, soft_targets: bool = False):
         super().__init__()
         self.soft_targets = soft_targets
@@ -159,6 +167,8 @@ class IndependentBernoulli(dist.Independent):
 class ContinuousBernoulli(Likelihood):
     """Continuous Bernoulli (Loaiza-Ganem & Cunningham 2019) for data in [0, 1]."""
 
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+
     support = constraints.unit_interval
     support_hint = "ContinuousBernoulli needs data in [0, 1]: scale images by 1/255."
 
@@ -173,6 +183,8 @@ class Gaussian(Likelihood):
     ``"decoder"`` (a scale per data value from the decoder: ``params_per_value == 2``).
     Learned scales are kept above ``min_scale`` so they cannot collapse to 0.
     """
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     family = dist.Normal
     support = constraints.real
@@ -215,6 +227,8 @@ class Gaussian(Likelihood):
 class Laplace(Gaussian):
     """Laplace with the decoder giving the location; ``scale`` options as :class:`Gaussian`."""
 
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+
     family = dist.Laplace
 
 
@@ -223,6 +237,8 @@ class Poisson(Likelihood):
 
     The encoder sees ``log1p(x)``, the usual variance-stabilising view of counts.
     """
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     support = constraints.nonnegative_integer
     support_hint = "Poisson needs non-negative integer counts; for real data use Gaussian."
@@ -237,6 +253,8 @@ class Poisson(Likelihood):
 class NegativeBinomial(Poisson):
     """Negative binomial for over-dispersed counts: mean ``softplus(decoder output)`` and a
     learned global ``total_count`` r (inverse dispersion; variance = mean + mean^2 / r)."""
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     support_hint = "NegativeBinomial needs non-negative integer counts."
 
@@ -325,6 +343,8 @@ class DiscretizedLogistic(Likelihood):
 
     The encoder sees ``x / 127.5 - 1`` (values in [-1, 1]).
     """
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     params_per_value = 2
     support = constraints.integer_interval(0, 255)

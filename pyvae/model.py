@@ -20,6 +20,15 @@ from torch import nn
 from . import likelihoods as _likelihoods
 from . import nets as _nets
 from . import priors as _priors
+from .capabilities import (
+    CUDA_GRAPH,
+    DESCRIPTIONS,
+    FAST_PATH,
+    FEATURES,
+    MODEL_DEPENDENT,
+    CapabilityError,
+    check_feature,
+)
 from .checks import check_finite, check_int, finite_or_raise
 from .config import class_name, part_spec
 from .data import RandomOrder, batches, distinct_values, side_batches, source, targets
@@ -102,7 +111,19 @@ class VAE(PyroModule):
     a context) names their keyword argument in :attr:`side_input`; :func:`pyvae.fit` and
     the methods that take data then pass it, read from the data's targets, and a variant
     with its own training objective returns it from :meth:`default_elbo`.
+
+    What a class supports is declared in :attr:`capabilities` (names from
+    :mod:`pyvae.capabilities`); consumers ask :meth:`supports` or call :meth:`require`.
+    A subclass that overrides :meth:`model` or :meth:`guide` without declaring its own
+    ``capabilities`` loses those that depend on them
+    (:data:`pyvae.capabilities.MODEL_DEPENDENT`).
     """
+
+    #: The features this class supports (see :mod:`pyvae.capabilities`): all of them.
+    capabilities: ClassVar[frozenset[str]] = FEATURES
+
+    #: Why this class lacks a feature, by feature name, for :meth:`require`'s message.
+    unsupported: ClassVar[Mapping[str, str]] = {}
 
     #: The parts :attr:`config` records and :func:`pyvae.load` rebuilds, by the names of
     #: the constructor arguments they are passed as.
@@ -113,6 +134,22 @@ class VAE(PyroModule):
     #: x alone. ``fit``, ``encode``, ``elbo``, ... read it from the data's targets
     #: (:func:`pyvae.data.targets`) unless it is passed by that name.
     side_input: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if "capabilities" in cls.__dict__:  # declared: checked, kept as declared
+            cls.capabilities = frozenset(check_feature(f) for f in cls.capabilities)
+            return
+        own = [name for name in ("model", "guide") if name in cls.__dict__]
+        lost = cls.capabilities & MODEL_DEPENDENT
+        if own and lost:
+            cls.capabilities = cls.capabilities - MODEL_DEPENDENT
+            why = (
+                f"it defines its own {' and '.join(own)} and does not declare its "
+                "capabilities (list those that still hold in the class attribute "
+                "capabilities)"
+            )
+            cls.unsupported = {**cls.unsupported, **dict.fromkeys(lost, why)}
 
     def __init__(
         self,
@@ -247,6 +284,46 @@ class VAE(PyroModule):
             **{part: part_spec(getattr(self, part)) for part in self.parts},
         }
 
+    # ------------------------------------------------------------------ capabilities
+    def supports(self, feature: str) -> bool:
+        """Whether this VAE supports ``feature`` (a name from :mod:`pyvae.capabilities`):
+        its class declares it in :attr:`capabilities`, and for ``cuda_graph`` every one of
+        its :attr:`parts` declares ``capturable = True`` on its own class. An unknown
+        name is a ``ValueError``."""
+        return self._why_not(check_feature(feature)) is None
+
+    def require(self, feature: str, instead: str | None = None) -> None:
+        """Raise a :class:`~pyvae.capabilities.CapabilityError` naming the class, the
+        feature, why, and ``instead`` (what to use instead), unless this VAE
+        :meth:`supports` ``feature``."""
+        why = self._why_not(check_feature(feature))
+        if why is None:
+            return
+        message = f"{type(self).__name__} does not support {DESCRIPTIONS[feature]}"
+        message += f": {why}" if why else ""
+        raise CapabilityError(message + (f"; {instead}" if instead else ""))
+
+    def _why_not(self, feature: str) -> str | None:
+        """None if this VAE supports ``feature``, else why not ("" if not known)."""
+        if feature not in type(self).capabilities:
+            return type(self).unsupported.get(feature, "")
+        if feature == CUDA_GRAPH:
+            fast = self._why_not(FAST_PATH)
+            if fast is not None:
+                return f"a CUDA graph replays the fast path, which it does not support ({fast})"
+            parts = {part: getattr(self, part) for part in self.parts}
+            eager = [
+                f"{part} ({type(module).__name__})"
+                for part, module in parts.items()
+                if not vars(type(module)).get("capturable", False)
+            ]
+            if eager:
+                return (
+                    f"its parts {', '.join(eager)} do not declare capturable = True on their "
+                    "own class (a CUDA graph replays only what was recorded)"
+                )
+        return None
+
     # ------------------------------------------------------------------ model and guide
     @property
     def device(self) -> torch.device:
@@ -326,7 +403,7 @@ class VAE(PyroModule):
         with another objective override it."""
         from .objectives import DirectELBO
 
-        if torch_optimizer and DirectELBO.valid_for(self):
+        if torch_optimizer and self.supports(FAST_PATH):
             return DirectELBO(self)
         return Trace_ELBO()
 
@@ -384,6 +461,17 @@ class VAE(PyroModule):
     def _q_params(self, x: torch.Tensor, **side: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The (loc, scale) of q(z|x) for a batch (variants add their side information)."""
         return self.encoder(self.likelihood.encoder_input(x))
+
+    def _decoder_input(self, z: torch.Tensor, **side: Any) -> torch.Tensor:
+        """What the decoder sees for codes ``z`` ``(B, z_dim)``: ``z`` here; variants join
+        their side information (one per code)."""
+        return z
+
+    def _decode_side(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """The keyword arguments of :meth:`decode` for codes of the items ``x`` with side
+        information ``side`` (as :meth:`_batches` yields them): none for a VAE of x alone;
+        variants give their context, or the labels."""
+        return {}
 
     @torch.no_grad()
     def encode(self, x: Any, batch_size: int = 1024, **side: Any) -> dist.TorchDistribution:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,8 @@ class MLPEncoder(Configurable, nn.Module):
     ``hidden=()`` gives a linear encoder.
     """
 
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+
     def __init__(
         self,
         input_shape: Sequence[int],
@@ -97,6 +100,8 @@ class MLPDecoder(Configurable, nn.Module):
 
     ``hidden=()`` gives a linear decoder (probabilistic PCA with a Gaussian likelihood).
     """
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     def __init__(
         self,
@@ -125,6 +130,8 @@ def _conv_sizes(size: int, layers: int) -> list[int]:
 class ConvEncoder(Configurable, nn.Module):
     """Convolutional encoder for images ``(C, H, W)``: stride-2 convolutions (kernel 4)
     with ``channels`` filters, then a ``hidden``-unit layer and (loc, scale)."""
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     def __init__(
         self,
@@ -168,6 +175,8 @@ class ConvEncoder(Configurable, nn.Module):
 class ConvDecoder(Configurable, nn.Module):
     """Convolutional decoder mirroring :class:`ConvEncoder`: ``z`` -> ``hidden`` units ->
     a small feature map -> stride-2 transposed convolutions up to ``output_shape``."""
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     def __init__(
         self,
@@ -216,6 +225,8 @@ class MLPClassifier(Configurable, nn.Module):
     """Fully connected classifier: flatten ``input_shape``, ``hidden`` ReLU layers, then
     ``num_classes`` logits, shape ``(*batch, num_classes)``."""
 
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+
     def __init__(
         self,
         input_shape: Sequence[int],
@@ -237,6 +248,8 @@ class MLPClassifier(Configurable, nn.Module):
 class ConvClassifier(ConvEncoder):
     """Convolutional classifier for images ``(C, H, W)``: :class:`ConvEncoder`'s layers
     ending in ``num_classes`` logits, shape ``(*batch, num_classes)``."""
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     def __init__(
         self,

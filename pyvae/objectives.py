@@ -3,18 +3,23 @@
 :class:`DirectELBO` is ``Trace_ELBO``'s single-sample estimator written straight from a
 :class:`~pyvae.VAE`'s parts, without recording Pyro traces: the same draw of z (the same
 ``rsample`` call, so the same random numbers), the same scaling of the minibatch and of the
-z sites, the same gradients. ``fit`` uses it by default where it is valid (a plain
-``VAE`` whose ``model`` and ``guide`` are not overridden, with the default ELBO and
-optimizer) because
+z sites, the same gradients. ``fit`` uses it by default where it is valid (a VAE
+that supports ``"fast_path"``, :mod:`pyvae.capabilities`: a plain ``VAE`` whose
+``model`` and ``guide`` are not overridden, with the default ELBO and optimizer) because
 tracing costs time on every step; anything else goes through Pyro.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyro.distributions as dist
 import torch
 
-from .model import VAE
+from .capabilities import FAST_PATH
+
+if TYPE_CHECKING:
+    from .model import VAE
 
 __all__ = ["DirectELBO"]
 
@@ -23,22 +28,19 @@ class DirectELBO:
     """``Trace_ELBO()`` for a :class:`~pyvae.VAE`, computed directly from its parts.
 
     Offers ``loss`` and ``loss_and_grads(model, guide, x, num_data=None, kl_weight=1.0)``
-    like a Pyro ELBO (``model`` and ``guide`` must be the VAE's own).
+    like a Pyro ELBO (``model`` and ``guide`` must be the VAE's own). The VAE must
+    support ``"fast_path"`` (else a :class:`~pyvae.capabilities.CapabilityError`).
     """
 
     def __init__(self, vae: VAE):
-        if not DirectELBO.valid_for(vae):
-            raise ValueError(
-                "DirectELBO needs a VAE whose model and guide are pyvae.VAE's own; use "
-                "pyro.infer.Trace_ELBO() for other models"
-            )
+        vae.require(FAST_PATH, instead="use pyro.infer.Trace_ELBO() for other models")
         self.vae = vae
 
     @staticmethod
     def valid_for(vae: VAE) -> bool:
-        """True when the VAE's model and guide are the ones this objective reproduces."""
-        cls = type(vae)
-        return cls.model is VAE.model and cls.guide is VAE.guide
+        """True when the VAE's class declares the model and guide this objective
+        reproduces: ``vae.supports("fast_path")``."""
+        return vae.supports(FAST_PATH)
 
     def differentiable_loss(
         self, x: torch.Tensor, num_data: int | None = None, kl_weight: float = 1.0

@@ -36,6 +36,19 @@ from torch import nn
 
 from . import likelihoods as _likelihoods
 from . import priors as _priors
+from .capabilities import (
+    ANOMALY_LATENT,
+    CHECKPOINT,
+    CLOSED_FORM_KL,
+    CUDA_GRAPH,
+    DISTRIBUTED,
+    EVALUATE,
+    FAST_PATH,
+    LATENT_CODES,
+    LOG_LIKELIHOOD,
+    LOSSLESS,
+    PLOTS,
+)
 from .checks import check_int, finite_or_raise
 from .config import BUILTIN_MODULES, Configurable
 from .model import NETS, VAE, _check_batch, _kl_weight, _lookup
@@ -170,6 +183,16 @@ class PosteriorVAE(VAE):
     """A VAE whose guide draws z from :meth:`posterior`, a richer q(z|x) than the
     diagonal Normal (the base of :class:`IAFVAE` and :class:`LowRankVAE`)."""
 
+    capabilities = frozenset(
+        {CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD, EVALUATE, ANOMALY_LATENT} | PLOTS
+    )
+    unsupported = {
+        FAST_PATH: "its q(z|x) is not the diagonal normal that DirectELBO computes",
+        CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
+        LOSSLESS: "its q(z|x) is not a diagonal normal, which the coder's buckets need",
+        CLOSED_FORM_KL: "its q(z|x) is not a diagonal normal",
+    }
+
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
         """q(z|x) for a batch ``x`` (shape ``(B, *input_shape)``): batch shape ``(B,)``."""
         raise NotImplementedError
@@ -206,6 +229,12 @@ class IAFVAE(PosteriorVAE):
     """
 
     parts = (*VAE.parts, "flow")
+    capabilities = PosteriorVAE.capabilities
+    unsupported = {
+        **PosteriorVAE.unsupported,
+        LOSSLESS: "its q(z|x) is a flow, but the coder's buckets follow the diagonal base "
+        "distribution",
+    }
 
     def __init__(
         self,
@@ -299,6 +328,13 @@ class LowRankVAE(PosteriorVAE):
     ``LowRankMultivariateNormal`` (``mean``, ``covariance_matrix``), ``reconstruct``
     decodes its mean.
     """
+
+    capabilities = PosteriorVAE.capabilities
+    unsupported = {
+        **PosteriorVAE.unsupported,
+        LOSSLESS: "its q(z|x) has a full covariance, but the coder's buckets code each "
+        "latent dimension on its own",
+    }
 
     def __init__(
         self,

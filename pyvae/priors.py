@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
@@ -51,7 +52,13 @@ class Prior(Configurable, PyroModule):
     Subclasses implement :meth:`forward`. Tensors a prior creates should live on the
     device of its parameters or of :meth:`_anchor` (a buffer every prior has), so the
     prior follows ``vae.to(device)``.
+
+    ``capturable``: True where the class itself declares that a CUDA graph may replay
+    what its :meth:`forward` does (no reads of tensor values into Python, no state kept
+    between calls); a subclass declares it again (see :meth:`pyvae.VAE.supports`).
     """
+
+    capturable: ClassVar[bool] = False
 
     def __init__(self, z_dim: int):
         super().__init__()
@@ -70,6 +77,8 @@ class Prior(Configurable, PyroModule):
 class StandardNormal(Prior):
     """p(z) = N(0, I)."""
 
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+
     def forward(self, encoder: nn.Module | None = None) -> dist.TorchDistribution:
         zeros = self._zeros()
         return dist.Normal(zeros, torch.ones_like(zeros)).to_event(1)
@@ -80,6 +89,8 @@ class MixtureOfGaussians(Prior):
 
     Means start spread out (standard normal draws), scales at 1 and weights uniform.
     """
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     def __init__(self, z_dim: int, components: int = 10):
         super().__init__(z_dim)
@@ -103,6 +114,8 @@ class VampPrior(Prior):
     learned and pushed through the VAE's own encoder each time the prior is used.
     :meth:`init_from_data` starts them at real examples, which usually helps.
     """
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
 
     def __init__(self, z_dim: int, input_shape: Sequence[int], components: int = 500):
         super().__init__(z_dim)
@@ -139,6 +152,10 @@ class FlowPrior(Prior):
     direction; sampling runs the inverses, which for autoregressive transforms is
     sequential over the z_dim dimensions.
     """
+
+    #: Pyro's transforms cache their last input and output, which would keep the previous
+    #: step's autograd graph alive across CUDA-graph replays.
+    capturable: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -38,6 +38,19 @@ from torch import nn
 from . import likelihoods as _likelihoods
 from . import nets as _nets
 from . import priors as _priors
+from .capabilities import (
+    ANOMALY_LATENT,
+    CHECKPOINT,
+    CLOSED_FORM_KL,
+    CUDA_GRAPH,
+    DISTRIBUTED,
+    EVALUATE,
+    FAST_PATH,
+    LATENT_CODES,
+    LOG_LIKELIHOOD,
+    LOSSLESS,
+    PLOTS,
+)
 from .checks import check_int, finite_or_raise
 from .conditional import ConditionalVAE
 from .config import BUILTIN_MODULES
@@ -85,6 +98,18 @@ class SemiSupervisedVAE(ConditionalVAE):
 
     side_input = "y"
     parts = (*VAE.parts, "classifier")
+    capabilities = frozenset({CHECKPOINT, LOG_LIKELIHOOD} | PLOTS)
+    unsupported = {
+        FAST_PATH: "its objective sums over the unknown labels (SemiSupervisedELBO)",
+        CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
+        DISTRIBUTED: "distributed training does not split the labels y yet",
+        LOSSLESS: "its model has the discrete latent y beside z, which the coder does not code",
+        LATENT_CODES: "its q(z|x) is a mixture over the classes, and decoding a code needs "
+        "the label",
+        CLOSED_FORM_KL: "its q(z|x) is a mixture over the classes",
+        ANOMALY_LATENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
+        EVALUATE: "its sites lie in two plates, of the labelled and of the unlabelled items",
+    }
 
     def __init__(
         self,
@@ -324,6 +349,10 @@ class SemiSupervisedVAE(ConditionalVAE):
         """The most probable class of each item under q(y|x), int64 ``(N,)`` (labels in
         the data are not used)."""
         return self.predict_proba(x, batch_size).argmax(-1)
+
+    def _decode_side(self, x: torch.Tensor, side: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """The label of each item where it is known, else the most probable under q(y|x)."""
+        return {"y": self._known_or_predicted(x, side["y"])}
 
     def _known_or_predicted(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         unknown = y == UNLABELLED

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..capabilities import LATENT_CODES
 from ..checks import check_int
 from ..data import as_tensor
 from . import lossless
@@ -49,7 +50,9 @@ def _check_bits(bits: int, limit: float) -> None:
 
 @torch.no_grad()
 def encode(vae, data: Any, bits: int = 8, limit: float = 4.0) -> Codes:
-    """Quantise E[z|x] of each item to ``bits`` bits per latent dimension."""
+    """Quantise E[z|x] of each item to ``bits`` bits per latent dimension (a VAE that
+    supports ``"latent_codes"``, :mod:`pyvae.capabilities`)."""
+    vae.require(LATENT_CODES)
     _check_bits(bits, limit)
     return _quantize(vae.encode(data).mean.cpu(), bits, limit)
 
@@ -65,6 +68,7 @@ def _quantize(z: torch.Tensor, bits: int, limit: float) -> Codes:
 @torch.no_grad()
 def decode(vae, codes: Codes, mean: bool = True) -> torch.Tensor:
     """Reconstructions E[x|z] (or draws with ``mean=False``) from quantised codes."""
+    vae.require(LATENT_CODES)
     if codes.values.dim() != 2 or codes.values.shape[1] != vae.z_dim:
         raise ValueError(f"codes have shape {tuple(codes.values.shape)}, expected (N, {vae.z_dim})")
     px = vae.decode(_dequantize(codes))
@@ -90,6 +94,7 @@ def rate_distortion(
     and the distortion (``mse`` of E[x|ẑ] against x, and ``nll``, -log p(x|ẑ) in nats per
     item). The last row, ``bits = inf``, is the unquantised posterior mean. Decoded
     ``batch_size`` items at a time."""
+    vae.require(LATENT_CODES)
     x = as_tensor(data).float()
     means = vae.encode(x).mean.cpu()
     rows = []

@@ -45,6 +45,13 @@ of its config and tensors), the sizes, a SHA-256 of the data and a SHA-256 of th
 against the data's hash, so a mismatch (e.g. another torch build or CPU) is an error,
 never wrong data.
 
+The VAE must support ``"lossless"`` (:mod:`pyvae.capabilities`): a plain
+:class:`~pyvae.VAE`, or a :class:`~pyvae.ConditionalVAE`, whose context c is given to
+:func:`encode` and again to :func:`decode` (``c=...``, or read from the data's targets
+when encoding); it is not coded, only its hash is recorded. Models whose latents are not
+one diagonal normal z under N(0, I) (hierarchical, IAF, low-rank, semi-supervised) are
+refused.
+
 Entropy coding is done by ``constriction`` (its ``AnsCoder`` stack, categorical and
 uniform models): ``pip install 'pyvae[lossless]'``.
 """
@@ -62,8 +69,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..capabilities import LOSSLESS
 from ..checks import check_int, finite_or_raise
-from ..data import as_tensor
+from ..data import as_tensor, targets
 from ..likelihoods import Bernoulli, DiscretizedLogistic, Poisson
 
 __all__ = ["encode", "decode", "info", "fingerprint", "FORMAT_VERSION", "LATENT_BITS"]
@@ -81,6 +89,9 @@ _PREFIX = struct.Struct("<8sHI")  # magic, format version, header length
 _LENGTH = struct.Struct("<Q")  # payload length
 _DIGEST = 32  # SHA-256 of everything before it
 _GOLDEN = 0x9E3779B1  # odd: multiplying by it modulo 2**k permutes 0..2**k-1
+#: A side input per item (a ConditionalVAE's context c), each of shape (1, ...), or None.
+Side = dict[str, torch.Tensor] | None
+_INSTEAD = "use a VAE, or pyvae.compress.encode for lossy latent codes"
 
 
 def _constriction():
@@ -280,13 +291,14 @@ class _BitsBack:
         if isinstance(vae.likelihood, DiscretizedLogistic):
             self.values = _Bins(256, self.models)
 
-    def posterior(self, x: torch.Tensor) -> list[tuple[int, Any]]:
+    def posterior(self, x: torch.Tensor, side: Side = None) -> list[tuple[int, Any]]:
         """Q(bucket | x) of each latent dimension for ``x`` (*input_shape): a list of
         ``(first bucket, model)`` over the buckets within 6 posterior standard deviations
-        of the mean (all but 2e-9 of its mass). Only buckets in the window get a
+        of the mean (all but 2e-9 of its mass); ``side``: the item's side information,
+        each of shape ``(1, ...)``. Only buckets in the window get a
         probability, so far buckets do not take constriction's minimum probability (2**-24
         each), which over 2**latent_bits buckets would now and then pop a far-off z."""
-        loc, scale = self.vae.encoder(self.vae.likelihood.encoder_input(x.float()[None]))
+        loc, scale = self.vae._q_params(x.float()[None], **(side or {}))
         loc = finite_or_raise(loc, "the posterior mean").double().reshape(-1)
         scale = finite_or_raise(scale, "the posterior scale").double().reshape(-1)
         first = torch.searchsorted(self.inner_edges, loc - 6 * scale, right=True)
@@ -308,25 +320,29 @@ class _BitsBack:
     def _mix(self, buckets: np.ndarray, factor: int) -> np.ndarray:
         return (buckets.astype(np.int64) * factor % self.buckets).astype(np.int32)
 
-    def likelihood(self, buckets: np.ndarray):
+    def likelihood(self, buckets: np.ndarray, side: Side = None):
         """p(x | z) for the latent buckets (z_dim,), per data value, in float64."""
         z = self.centres[torch.from_numpy(buckets.astype(np.int64))].float()[None]
-        raw = finite_or_raise(self.vae.decoder(z), "the decoder output").double()
+        raw = self.vae.decoder(self.vae._decoder_input(z, **(side or {})))
+        raw = finite_or_raise(raw, "the decoder output").double()
         return self.vae.likelihood(raw, self.event_dim).base_dist
 
-    def push(self, coder, x: torch.Tensor) -> None:
-        """Add item ``x`` (int64, *input_shape) to the stack."""
+    def push(self, coder, x: torch.Tensor, side: Side = None) -> None:
+        """Add item ``x`` (int64, *input_shape) with its side information to the stack."""
+        posterior = self.posterior(x, side)
         buckets = np.array(
-            [first + coder.decode(model) for first, model in self.posterior(x)], dtype=np.int32
+            [first + coder.decode(model) for first, model in posterior], dtype=np.int32
         )
-        self.values.push(coder, x.reshape(-1), self.likelihood(buckets))
+        self.values.push(coder, x.reshape(-1), self.likelihood(buckets, side))
         coder.encode_reverse(self._mix(buckets, self.scramble), self.prior)
 
-    def pop(self, coder) -> torch.Tensor:
+    def pop(self, coder, side: Side = None) -> torch.Tensor:
         """Take the last item off the stack: int64, shape ``input_shape``."""
         buckets = self._mix(coder.decode(self.prior, self.vae.z_dim), self.unscramble)
-        x = self.values.pop(coder, self.likelihood(buckets)).reshape(self.vae.input_shape)
-        for bucket, (first, model) in zip(buckets[::-1], self.posterior(x)[::-1], strict=True):
+        p = self.likelihood(buckets, side)
+        x = self.values.pop(coder, p).reshape(self.vae.input_shape)
+        posterior = self.posterior(x, side)[::-1]
+        for bucket, (first, model) in zip(buckets[::-1], posterior, strict=True):
             coder.encode_reverse(int(bucket) - first, model)
         return x
 
@@ -362,6 +378,34 @@ def _data_digest(items: torch.Tensor) -> str:
     return hashlib.sha256(items.to(torch.int64).numpy().astype("<i8").tobytes()).hexdigest()
 
 
+def _side(vae, data: Any, n: int, side: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The side information of the ``n`` items (``{}`` for a VAE of x alone): given by
+    name, else (when ``data`` is not None) read from its targets; checked."""
+    name = vae.side_input
+    if set(side) - {name}:
+        takes = f"takes only {name}=..." if name else "takes no side information"
+        raise TypeError(f"{type(vae).__name__} {takes}; got {', '.join(sorted(side))}=...")
+    if name is None:
+        return {}
+    value = side.get(name)
+    if value is None and data is not None:
+        value = targets(data)
+    return {name: vae.check_side(value, n).cpu()}
+
+
+def _side_digest(side: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name, value in sorted(side.items()):
+        v = value.detach().cpu().contiguous().to(torch.float64)
+        digest.update(f"{name} {tuple(value.shape)}".encode())
+        digest.update(v.numpy().astype("<f8").tobytes())
+    return digest.hexdigest()
+
+
+def _item_side(side: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    return {name: value[i : i + 1] for name, value in side.items()}
+
+
 def _items(vae, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(data as given, its items as int64 (N, *input_shape))``, or a clear error."""
     if isinstance(data, np.ndarray):
@@ -369,7 +413,7 @@ def _items(vae, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     elif isinstance(data, torch.Tensor):
         x = data.detach().cpu()
     else:
-        x = as_tensor(data)
+        x = as_tensor(data[0] if isinstance(data, (tuple, list)) else data)
     name = str(x.dtype).removeprefix("torch.")
     if name not in DTYPES:
         raise TypeError(f"data of dtype {name} cannot be coded; supported: {', '.join(DTYPES)}")
@@ -443,30 +487,35 @@ def info(data: bytes) -> dict[str, Any]:
     }
 
 
-def encode(vae, data: Any, *, latent_bits: int = LATENT_BITS) -> bytes:
+def encode(vae, data: Any, *, latent_bits: int = LATENT_BITS, **side: Any) -> bytes:
     """Compress ``data`` losslessly with ``vae`` by bits-back coding: the bytes of a file.
 
     Args:
-        vae: a trained :class:`pyvae.VAE` on the CPU with a standard normal prior and a
+        vae: a trained VAE that supports ``"lossless"`` (a :class:`pyvae.VAE` or a
+            :class:`pyvae.ConditionalVAE`) on the CPU with a standard normal prior and a
             Bernoulli, DiscretizedLogistic, Poisson or NegativeBinomial likelihood.
         data: items (N, ...) of ``vae.input_shape`` (or any shape with as many values per
             item), a tensor, a NumPy array or a dataset, with values in the likelihood's
             support; N = 0 is allowed.
         latent_bits: each latent dimension is cut into 2**latent_bits buckets (1..16).
+        side: a ConditionalVAE's context ``c=...`` (one per item), if not in ``data``'s
+            targets; it is not coded (:func:`decode` needs it again).
     Returns:
         The file: a header (format version, model fingerprint, count, shape, dtype, data
         hash) and the ANS stack, about the negative ELBO in bits per item plus
         :func:`info`'s ``initial_bits`` once. :func:`decode` gives ``data`` back exactly.
     """
+    vae.require(LOSSLESS, instead=_INSTEAD)
     if check_int("latent_bits", latent_bits) > 16:
         raise ValueError(f"latent_bits must be an integer in [1, 16], got {latent_bits!r}")
     codec = _BitsBack(vae, latent_bits, COUNT_WINDOW)
     x, items = _items(vae, data)
+    side = _side(vae, data, len(items), side)
     words = math.ceil(vae.z_dim * latent_bits / 32) + 2  # enough for the first pop
     coder = _constriction().stream.stack.AnsCoder(_initial_words(words))
     with _reproducible(vae):
-        for item in items:
-            codec.push(coder, item)
+        for i, item in enumerate(items):
+            codec.push(coder, item, _item_side(side, i))
     header = {
         "model": fingerprint(vae),
         "count": len(x),
@@ -478,13 +527,18 @@ def encode(vae, data: Any, *, latent_bits: int = LATENT_BITS) -> bytes:
         "initial_words": words,
         "versions": _versions(),
     }
+    if side:
+        header["side_sha256"] = _side_digest(side)
     return _pack(header, coder.get_compressed().astype("<u4").tobytes())
 
 
-def decode(vae, data: bytes) -> torch.Tensor:
+def decode(vae, data: bytes, **side: Any) -> torch.Tensor:
     """The data :func:`encode` compressed into ``data``, exactly: a tensor of the
     original shape and dtype. ``vae`` must be the VAE that encoded it (same config and
-    tensors); another model, or a truncated or corrupted file, is a ``ValueError``."""
+    tensors); another model, or a truncated or corrupted file, is a ``ValueError``.
+    ``side``: a ConditionalVAE's context ``c=...`` of each item, as given to
+    :func:`encode` (checked against the hash the file records)."""
+    vae.require(LOSSLESS, instead=_INSTEAD)
     header, words = _unpack(data)
     if header["dtype"] not in DTYPES:
         raise ValueError(f"the file is corrupted: unknown dtype {header['dtype']!r}")
@@ -494,11 +548,18 @@ def decode(vae, data: bytes) -> torch.Tensor:
             f"{header['model'][:12]}..., this VAE has {fingerprint(vae)[:12]}...): "
             "decode it with the VAE that encoded it"
         )
+    count = header["count"]
+    side = _side(vae, None, count, side)
+    if header.get("side_sha256") != (_side_digest(side) if side else None):
+        raise ValueError(
+            f"the {vae.side_input} given is not the one this file was encoded with: decode "
+            f"with the same {vae.side_input}=... as encode"
+        )
     codec = _BitsBack(vae, header["latent_bits"], header["count_window"])
     coder = _constriction().stream.stack.AnsCoder(words)
     try:
         with _reproducible(vae):
-            items = [codec.pop(coder) for _ in range(header["count"])]
+            items = [codec.pop(coder, _item_side(side, i)) for i in reversed(range(count))]
         items.reverse()
         x = torch.stack(items) if items else torch.zeros(0, *vae.input_shape, dtype=torch.int64)
         left = coder.get_compressed()

@@ -23,6 +23,7 @@ import warnings
 import pyro
 import torch
 
+from ..capabilities import CUDA_GRAPH
 from ..checks import non_finite_step
 from ..objectives import DirectELBO
 from .guard import grad_norms
@@ -31,16 +32,14 @@ __all__ = ["GraphedStep", "capturable"]
 
 
 def capturable(vae) -> bool:
-    """Whether ``fit`` replays ``vae``'s step from a CUDA graph: a plain VAE whose parts
-    are all pyvae's own, except :class:`~pyvae.priors.FlowPrior` (Pyro's transforms cache
+    """Whether ``fit`` replays ``vae``'s step from a CUDA graph: ``vae.supports("cuda_graph")``
+    (:mod:`pyvae.capabilities`): its class declares it (the plain VAE, on the fast path)
+    and each of its parts declares ``capturable = True`` on its own class, as pyvae's
+    built-in parts do except :class:`~pyvae.priors.FlowPrior` (Pyro's transforms cache
     their last input and output, which keeps the previous step's autograd graph alive
-    across replays). Your own parts run eagerly: a graph replays only what was recorded,
+    across replays). Other parts run eagerly: a graph replays only what was recorded,
     and pyvae cannot check that a part records everything it does."""
-    from ..priors import FlowPrior
-
-    parts = (vae.encoder, vae.decoder, vae.prior, vae.likelihood)
-    own = all(type(part).__module__.startswith("pyvae.") for part in parts)
-    return DirectELBO.valid_for(vae) and own and not isinstance(vae.prior, FlowPrior)
+    return vae.supports(CUDA_GRAPH)
 
 
 class GraphedStep:
