@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import (
     callbacks,
+    capabilities,
     conditional,
     config,
     contracts,
@@ -27,6 +28,7 @@ from . import (
     semisupervised,
 )
 from ._version import __version__
+from .capabilities import CapabilityError
 from .conditional import ConditionalVAE
 from .io import load, save
 from .model import LIKELIHOODS, NETS, PRIORS, VAE
@@ -54,6 +56,8 @@ __all__ = [
     "conditional",
     "config",
     "contracts",
+    "capabilities",
+    "CapabilityError",
     "data",
     "evaluate",
     "hierarchical",

@@ -5,7 +5,8 @@ test per feature; each VAE class gets a subclass that says how to build it and i
 information. Each cell either works (checked against a reference: shapes, finiteness, a
 round trip, an equality) or raises :class:`~pyvae.capabilities.CapabilityError` before
 any work (no module ran, no parameter changed, no file written). There is no third
-outcome. Distributed and CUDA-graph training are checked as declarations only.
+outcome. Distributed training runs in two gloo processes for every class that declares
+it (one spawn for all); CUDA-graph training is checked as a declaration (no CUDA here).
 """
 
 from __future__ import annotations
@@ -163,6 +164,19 @@ class CapabilityBattery:
             assert not isinstance(vae.default_elbo(), DirectELBO)
 
     # ------------------------------------------------------------------ training
+    def test_fit_distributed(self, vae, data, distributed_runs):
+        """Declared: both processes end with the same parameters and history, changed by
+        training; else refused before any work (before the process group starts)."""
+        if not vae.supports(caps.DISTRIBUTED):
+            self.cell(vae, caps.DISTRIBUTED, lambda: fit(vae, data, distributed=True))
+            return
+        rank0, rank1 = (run[type(self).__name__] for run in distributed_runs)
+        for key in ("epoch", "train_elbo", "kl_weight"):  # time_s is each process's own
+            assert rank0["history"][key] == rank1["history"][key]
+        assert all(math.isfinite(v) for v in rank0["history"]["train_elbo"])
+        assert same_state(rank0["state"], rank1["state"])
+        assert not same_state(rank0["state"], rank0["initial"])
+
     def test_fit_with_the_svi_step(self, vae, data):
         before = snapshot(vae)
         optim = pyro.optim.Adam({"lr": 1e-3})
@@ -568,3 +582,40 @@ def test_capabilities_is_a_leaf_module():
         if isinstance(node, (ast.Import, ast.ImportFrom))
     ]
     assert [ast.unparse(node) for node in imports] == ["from __future__ import annotations"]
+
+
+# --------------------------------------------------------------------------- distributed
+def _distributed_worker(rank: int, port: int, tmp: str) -> None:
+    """One of two gloo processes: trains each class that declares DISTRIBUTED."""
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE="2")  # fmt: skip
+    torch.set_num_threads(1)
+    out = {}
+    for battery in CapabilityBattery.__subclasses__() + [TestContextVAE]:
+        pyro.set_rng_seed(rank)  # the ranks start apart: DDP starts both from rank 0's
+        vae = battery().build()
+        if not vae.supports(caps.DISTRIBUTED):
+            continue
+        x = (torch.rand(N, *SHAPE, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+        initial = snapshot(vae)
+        history = fit(vae, x, epochs=2, batch_size=8, seed=0, distributed=True, progress=False)
+        out[battery.__name__] = {"history": history, "state": snapshot(vae), "initial": initial}
+    torch.save(out, f"{tmp}/rank{rank}.pt")
+
+
+@pytest.fixture(scope="module")
+def distributed_runs(tmp_path_factory):
+    """What each of two processes saved after training every class that declares it."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = tmp_path_factory.mktemp("distributed")
+    mp.start_processes(_distributed_worker, args=(port, str(tmp)), nprocs=2, join=True,
+                       start_method="spawn")  # fmt: skip
+    return [torch.load(tmp / f"rank{r}.pt") for r in range(2)]

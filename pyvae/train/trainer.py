@@ -16,6 +16,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from ..capabilities import CHECKPOINT, DISTRIBUTED
 from ..contracts import check_parts
 from ..model import VAE
 from ..objectives import DirectELBO
@@ -79,7 +80,7 @@ class Trainer:
         x, transform, side = vae.checked_data(data)  # side: labels, context; {} for a VAE
         if val is not None:
             vae.checked_data(val)
-        strategy = cls._strategy(vae, len(x), side, val, config)
+        strategy = cls._strategy(vae, len(x), val, config)
         vae.to(strategy.device)
         x = x.to(strategy.device)  # compact (e.g. uint8); transformed batch by batch
         side = {name: value.to(strategy.device) for name, value in side.items()}
@@ -105,16 +106,15 @@ class Trainer:
         )
 
     @staticmethod
-    def _strategy(vae: VAE, n: int, side: dict, val: Any, config: TrainConfig) -> Any:
+    def _strategy(vae: VAE, n: int, val: Any, config: TrainConfig) -> Any:
+        if config.checkpoint_dir is not None:
+            vae.require(CHECKPOINT)
         if not config.distributed:
             return Local(torch.device(config.device) if config.device is not None else vae.device)
         from .ddp import DDP  # torch.distributed is loaded only for distributed runs
 
-        if side:
-            raise ValueError(
-                f"distributed=True trains VAEs of x alone; {type(vae).__name__} takes "
-                f"{vae.side_input}=... per item, which distributed training does not split yet"
-            )
+        vae.require(DISTRIBUTED)
+
         ddp = DDP.start(
             config.device,
             n=n,
