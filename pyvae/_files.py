@@ -138,9 +138,11 @@ def write_arrays(
     return atomic_write(path, write, overwrite)
 
 
-def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
-    """The array in a ``.npy`` file, or in a ``.npz`` file (its one array, or ``key``).
-    Pickled objects are refused."""
+def read_array(
+    path: str | os.PathLike, key: str | None = None, key_name: str = "key=..."
+) -> np.ndarray:
+    """The array in a ``.npy`` file, or in a ``.npz`` file (its one array, or ``key``;
+    ``key_name`` is how the error names that choice). Pickled objects are refused."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
@@ -151,7 +153,7 @@ def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())
             if key is None and len(keys) != 1:
-                raise ValueError(f"{path} holds the arrays {keys}: choose one (key)")
+                raise ValueError(f"{path} holds the arrays {keys}: choose one with {key_name}")
             if key is not None and key not in keys:
                 raise ValueError(f"{path} has no array {key!r}; its arrays: {keys}")
             return z[key or keys[0]]

@@ -284,23 +284,14 @@ def _latent_codes(args: argparse.Namespace) -> int:
 
 def _read_array(path: Path, key: str | None):
     """The array in a .npy, .npz (the one array, or ``key``) or IDX file."""
-    import numpy as np
-
+    from ._files import read_array
     from .data import read_idx
 
+    name = path.name.lower()
+    if name.endswith((".npy", ".npz")):
+        return read_array(path, key, key_name="--key")
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    name = path.name.lower()
-    if name.endswith(".npy"):
-        return np.load(path, allow_pickle=False)
-    if name.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            if key is None and len(keys) != 1:
-                raise ValueError(f"{path} holds the arrays {keys}: choose one with --key")
-            if key is not None and key not in keys:
-                raise ValueError(f"{path} has no array {key!r}; its arrays: {keys}")
-            return z[key or keys[0]]
     if "ubyte" in name or name.endswith((".idx", ".gz")):
         return read_idx(path)
     raise ValueError(f"{path}: unknown file type; use .npy, .npz or IDX (*-ubyte, .gz)")

@@ -22,6 +22,11 @@ applies the same update and the parameters stay identical.
 - **Faults.** After each forward pass the ranks agree, in one small all-reduce, whether
   any failed (a NaN or inf loss, an error) or was asked to stop (Ctrl-C, SIGTERM): all
   raise at the same step instead of waiting for each other forever.
+- **Timeouts.** Every collective waits at most ``PYVAE_DDP_TIMEOUT`` seconds (default
+  :data:`DEFAULT_TIMEOUT_S`) for the others: a process that stopped or froze ends the rest
+  with an error saying so. A process blocked in such a wait cannot run Python's signal
+  handlers; :class:`~pyvae.train.signals.StopSignals` ends it on SIGTERM or Ctrl-C all
+  the same, after a grace of a few seconds.
 - **Files.** Only rank 0 writes the checkpoint (holding every rank's random state) and
   shows the progress bar; a resume is read by rank 0 and broadcast, so other nodes need
   no shared file system.

@@ -101,7 +101,9 @@ def fit(
             Only rank 0 writes the checkpoint and shows the progress bar; the history is
             the same on every rank; callbacks run on every rank (give file-writing ones to
             rank 0 only) and one rank's stop stops all. ``device``: None or ``"cuda"``
-            (``cuda:LOCAL_RANK``, NCCL) or ``"cpu"`` (gloo).
+            (``cuda:LOCAL_RANK``, NCCL) or ``"cpu"`` (gloo). A process that stops
+            responding ends the others after ``PYVAE_DDP_TIMEOUT`` seconds (default 120).
+            Needs ``vae.supports("distributed")``.
 
     Returns:
         history: a dict of per-epoch lists: ``epoch``, ``train_elbo`` (the training
