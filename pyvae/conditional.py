@@ -89,12 +89,13 @@ class ConditionalVAE(VAE):
 
     side_input = "c"
     capabilities = frozenset(
-        {CHECKPOINT, LOSSLESS, CLOSED_FORM_KL, LOG_LIKELIHOOD, EVALUATE, ANOMALY_LATENT} | PLOTS
+        {CHECKPOINT, DISTRIBUTED, LOSSLESS, CLOSED_FORM_KL, LOG_LIKELIHOOD, EVALUATE}
+        | {ANOMALY_LATENT}
+        | PLOTS
     )
     unsupported = {
         FAST_PATH: "its model and guide take the context c, which DirectELBO does not",
         CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
-        DISTRIBUTED: "distributed training does not split the side information c yet",
         LATENT_CODES: "the codes do not carry the context c that decoding them needs",
     }
 

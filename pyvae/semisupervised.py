@@ -102,7 +102,9 @@ class SemiSupervisedVAE(ConditionalVAE):
     unsupported = {
         FAST_PATH: "its objective sums over the unknown labels (SemiSupervisedELBO)",
         CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
-        DISTRIBUTED: "distributed training does not split the labels y yet",
+        DISTRIBUTED: "its stratified batches scale the labelled and unlabelled items by "
+        "their own counts in the batch, which splitting each batch between processes "
+        "would change",
         LOSSLESS: "its model has the discrete latent y beside z, which the coder does not code",
         LATENT_CODES: "its q(z|x) is a mixture over the classes, and decoding a code needs "
         "the label",

@@ -76,6 +76,11 @@ class CapabilityBattery:
     def build(self) -> VAE:
         raise NotImplementedError
 
+    @classmethod
+    def side_values(cls) -> torch.Tensor | None:
+        """The items' side information for a distributed run (None: x alone)."""
+        return torch.arange(N) % CLASSES if cls.side_name else None
+
     # ------------------------------------------------------------------ fixtures
     @pytest.fixture
     def vae(self) -> VAE:
@@ -138,8 +143,6 @@ class CapabilityBattery:
         assert all(vae.supports(f) == (f in self.expected) for f in caps.FEATURES)
         assert DirectELBO.valid_for(vae) == vae.supports(caps.FAST_PATH)
         assert capturable(vae) == vae.supports(caps.CUDA_GRAPH)
-        distributed = self.side_name is None and self.vae_class is not OwnModel
-        assert vae.supports(caps.DISTRIBUTED) == distributed
         with pytest.raises(ValueError, match="unknown feature 'lossles'") as error:
             vae.supports("lossles")
         assert not isinstance(error.value, CapabilityError)
@@ -411,6 +414,7 @@ class TestConditionalVAE(CapabilityBattery):
     vae_class = ConditionalVAE
     side_name = "c"
     expected = EVERYWHERE | {
+        caps.DISTRIBUTED,
         caps.EVALUATE,
         caps.LOSSLESS,
         caps.CLOSED_FORM_KL,
@@ -451,6 +455,10 @@ class TestContextVAE(TestConditionalVAE):
 
     def one_for_all(self, labels):
         return {"c": labels[0]}
+
+    @classmethod
+    def side_values(cls) -> torch.Tensor:
+        return torch.rand(N, 2, generator=torch.Generator().manual_seed(2))
 
     def test_samples_take_a_context_or_one_column_per_class(self, vae):
         assert plots.samples(vae, n=6, c=torch.tensor([0.5, -1.0])).axes
@@ -599,7 +607,9 @@ def _distributed_worker(rank: int, port: int, tmp: str) -> None:
         if not vae.supports(caps.DISTRIBUTED):
             continue
         x = (torch.rand(N, *SHAPE, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+        side = battery.side_values()
         initial = snapshot(vae)
+        x = ArrayDataset(x, side) if side is not None else x
         history = fit(vae, x, epochs=2, batch_size=8, seed=0, distributed=True, progress=False)
         out[battery.__name__] = {"history": history, "state": snapshot(vae), "initial": initial}
     torch.save(out, f"{tmp}/rank{rank}.pt")

@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 from helpers import small_vae
 from pyro.infer import Trace_ELBO
 
-from pyvae import data, fit
+from pyvae import ConditionalVAE, data, fit
 from pyvae.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from pyvae.objectives import DirectELBO
 from pyvae.train import kl_weight_schedule
@@ -35,6 +35,15 @@ TIMEOUT_S = 240  # a hang fails the test instead of blocking CI
 def dataset():
     g = torch.Generator().manual_seed(0)
     return (torch.rand(N, 1, 8, 8, generator=g) < 0.5).float()
+
+
+def labels():
+    return torch.arange(N) % 3
+
+
+def build_cvae(seed=0):
+    pyro.set_rng_seed(seed)
+    return ConditionalVAE.build((1, 8, 8), z_dim=2, num_classes=3, net_kwargs={"hidden": (8,)})
 
 
 def build(seed=0):
@@ -82,6 +91,12 @@ def worker(rank, port, tmp):
     fit(vae, x, epochs=EPOCHS, batch_size=BATCH, seed=SEED, warmup_epochs=1,
         elbo=Trace_ELBO(), optim=sgd, distributed=True, progress=False)  # fmt: skip
     out["pyro_sgd"] = vae.state_dict()
+
+    cvae = build_cvae(seed=rank)  # side information: each rank takes its items' labels
+    fit(cvae, data.ArrayDataset(x, labels()), epochs=EPOCHS, batch_size=BATCH, seed=SEED,
+        warmup_epochs=1, optim=pyro.optim.SGD({"lr": SGD_LR}), distributed=True,
+        progress=False)  # fmt: skip
+    out["cvae_sgd"] = cvae.state_dict()
 
     # SIGTERM on rank 1 during its 6th batch (epoch 2, batch 2): both stop, then resume.
     stopped = data.ArrayDataset(x, transform=SignalAt(6 if rank == 1 else 0, signal.SIGTERM))
@@ -135,7 +150,7 @@ def ranks(tmp_path_factory):
     return tmp, [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
 
 
-def reference(vae, loss, optimizer):
+def reference(vae, loss, optimizer, side=None):
     """One process, taking each global batch's gradient: ``loss(vae, xb, kl_weight)``
     (scaled to N items) of each rank's share, weighted by the share's size, summed.
 
@@ -144,6 +159,7 @@ def reference(vae, loss, optimizer):
     gradients are the same ones, not just equal in expectation.
     """
     x, streams = dataset(), []
+    side = side if side is not None else torch.zeros(N)
     for r in range(WORLD):
         pyro.set_rng_seed(SEED + r)
         streams.append(torch.get_rng_state())
@@ -164,20 +180,27 @@ def reference(vae, loss, optimizer):
                 share = len(mine) / len(chunk)
                 if len(mine) == 0:  # the rank still draws z for one item, with weight 0
                     mine = chunk[:1]
-                (share * on_stream(r, lambda mine=mine, w=w: loss(vae, x[mine], w))).backward()
+                draw = lambda mine=mine, w=w: loss(vae, x[mine], w, side[mine])  # noqa: E731
+                (share * on_stream(r, draw)).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
     return vae.state_dict()
 
 
-def direct_loss(vae, xb, kl_weight):
+def direct_loss(vae, xb, kl_weight, side=None):
     return DirectELBO(vae).differentiable_loss(xb, num_data=N, kl_weight=kl_weight)
 
 
-def trace_elbo_loss(vae, xb, kl_weight):
+def trace_elbo_loss(vae, xb, kl_weight, side=None):
     return Trace_ELBO().differentiable_loss(
         vae.model, vae.guide, xb, num_data=N, kl_weight=kl_weight
+    )
+
+
+def conditional_loss(vae, xb, kl_weight, c):
+    return Trace_ELBO().differentiable_loss(
+        vae.model, vae.guide, xb, num_data=N, kl_weight=kl_weight, c=c
     )
 
 
@@ -205,6 +228,18 @@ def test_pyro_elbo_and_pyro_optimizer_take_the_same_steps(ranks):
     expected = reference(vae, trace_elbo_loss, torch.optim.SGD(vae.parameters(), lr=SGD_LR))
     assert_close(rank0["pyro_sgd"], expected)
     assert_close(rank1["pyro_sgd"], expected)
+
+
+def test_a_conditional_vae_takes_the_steps_of_one_process(ranks):
+    """Side information is split with the items: each rank gets its items' labels."""
+    _, (rank0, rank1) = ranks
+    vae = build_cvae()
+    c = vae.check_side(labels(), N)
+    expected = reference(vae, conditional_loss, torch.optim.SGD(vae.parameters(), lr=SGD_LR), c)
+    assert_close(rank0["cvae_sgd"], expected)
+    assert_close(rank1["cvae_sgd"], expected)
+    assert not torch.equal(rank0["cvae_sgd"]["decoder.net.0.weight"],
+                           build_cvae().decoder.net[0].weight)  # fmt: skip
 
 
 def test_only_rank_0_writes_the_checkpoint_and_the_history_is_the_same(ranks):
