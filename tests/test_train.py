@@ -12,6 +12,7 @@ from torch.distributions import constraints
 from torch.utils.data import Dataset
 
 from pyvae import VAE, data, fit, likelihoods, priors
+from pyvae.callbacks import Callback
 from pyvae.train import kl_weight_schedule
 
 
@@ -106,6 +107,14 @@ def test_fit_accepts_arrays_tensors_and_datasets(sprites):
         ({"beta": -1.0}, "beta"),
         ({"warmup_epochs": -1}, "warmup_epochs"),
         ({"epochs": 1.5}, "epochs"),
+        ({"lr": float("inf")}, "lr must be a finite number"),
+        ({"beta": float("inf")}, "beta must be a finite number"),
+        ({"warmup_epochs": float("inf")}, "warmup_epochs must be a finite number"),
+        ({"clip_norm": float("nan")}, "clip_norm"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"seed": "abc"}, "seed must be an integer"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
+        ({"resume": True}, "resume=True needs checkpoint_dir"),
     ],
 )
 def test_bad_arguments_fail_before_training(sprites, kwargs, match):
@@ -115,6 +124,22 @@ def test_bad_arguments_fail_before_training(sprites, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit(vae, train, progress=False, **kwargs)
     assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lr": "1e-3"}, "lr must be a number"),
+        ({"elbo": "elbo"}, "elbo must be a Pyro ELBO"),
+        ({"optim": torch.optim.Adam}, "optim must be a Pyro optimizer"),
+        ({"callbacks": [1]}, "has no on_train_begin"),
+        ({"callbacks": Callback()}, "a list of Callback objects"),
+    ],
+)
+def test_bad_types_fail_before_training(sprites, kwargs, match):
+    train, _ = sprites
+    with pytest.raises(TypeError, match=match):
+        fit(small_vae(), train, progress=False, **kwargs)
 
 
 def test_bad_data_fails_before_training_with_a_fix(sprites):
