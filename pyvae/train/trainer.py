@@ -81,6 +81,8 @@ class Trainer:
         if val is not None:
             vae.checked_data(val)
         strategy = cls._strategy(vae, len(x), val, config)
+        resumable = config.checkpoint_dir is not None  # hashed here, before it moves
+        fingerprint = data_fingerprint(x, transform, side) if resumable else None
         vae.to(strategy.device)
         x = x.to(strategy.device)  # compact (e.g. uint8); transformed batch by batch
         side = {name: value.to(strategy.device) for name, value in side.items()}
@@ -90,8 +92,8 @@ class Trainer:
         kl_always_on = config.beta > 0 and config.warmup_epochs == 0  # every part has gradients
         strategy.find_unused_parameters = not (isinstance(elbo, DirectELBO) and kl_always_on)
         checkpointer = NoCheckpoints()
-        if config.checkpoint_dir is not None:
-            settings = {**config.resume_key(), "data": data_fingerprint(x, transform, side)}
+        if resumable:
+            settings = {**config.resume_key(), "data": fingerprint}
             if seed is not None:
                 settings["seed"] = seed
             checkpointer = Checkpointer(
