@@ -115,6 +115,13 @@ def test_fit_accepts_arrays_tensors_and_datasets(sprites):
         ({"seed": "abc"}, "seed must be an integer"),
         ({"checkpoint_every": 0}, "checkpoint_every"),
         ({"resume": True}, "resume=True needs checkpoint_dir"),
+        ({"device": "gpu"}, "device must be e.g. 'cpu' or 'cuda'"),
+        ({"device": "mps"} if not torch.backends.mps.is_available() else {"device": "xla"}, "not"),
+        pytest.param(
+            {"device": "cuda:7"},
+            "CUDA is not available here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA"),
+        ),
     ],
 )
 def test_bad_arguments_fail_before_training(sprites, kwargs, match):

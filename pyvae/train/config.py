@@ -28,6 +28,33 @@ def _number(name: str, value: Any, low: float, finite: bool = True) -> float:
     return float(value)
 
 
+def _device(device: Any) -> torch.device | None:
+    """``device`` as a ``torch.device`` that exists here, or a ValueError saying what does."""
+    if device is None:
+        return None
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be e.g. 'cpu' or 'cuda', got {device!r}") from None
+    here = "'cpu'" + (
+        f" or 'cuda' ({torch.cuda.device_count()} here)" if torch.cuda.is_available() else ""
+    )
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(d)!r}, but CUDA is not available here (torch.cuda.is_available() "
+            f"is False); use device={here}"
+        )
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={str(d)!r}, but this machine has {torch.cuda.device_count()} CUDA devices"
+        )
+    if d.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device='mps', but MPS is not available here; use device={here}")
+    if d.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={str(d)!r} is not supported; use device={here}")
+    return d
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The settings of one ``fit`` run (see :func:`pyvae.fit` for each), checked by
@@ -76,6 +103,7 @@ class TrainConfig:
                 f"optim must be a Pyro optimizer such as pyro.optim.Adam(...), got {optim!r}"
             )
         a["callbacks"] = _callbacks(a.get("callbacks"))
+        a["device"] = _device(a.get("device"))
         directory = a.get("checkpoint_dir")
         a["checkpoint_dir"] = Path(os.fspath(directory)) if directory is not None else None
         if a.get("resume") and directory is None:
