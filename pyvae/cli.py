@@ -83,7 +83,8 @@ def _train(args: argparse.Namespace) -> int:
             f"{out} exists and is not empty; choose another --out, or pass --overwrite to "
             "replace pyvae's files there (other files are left alone)"
         )
-    values = args.values or ("uint8" if args.likelihood == "discretized_logistic" else "unit")
+    eight_bit = args.likelihood in ("discretized_logistic", "beta_binomial")
+    values = args.values or ("uint8" if eight_bit else "unit")
     data_spec = {
         "dataset": args.dataset,
         "root": args.root,
@@ -437,7 +438,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         choices=["unit", "uint8"],
         help="8-bit images as [0, 1] floats or 0..255 (None: uint8 for "
-        "discretized_logistic, else unit)",
+        "discretized_logistic and beta_binomial, else unit)",
     )
     t.add_argument(
         "--limit", type=int, default=None, help="use only the first N items of each split"
