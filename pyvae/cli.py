@@ -149,7 +149,10 @@ def _write_run(out: Path, args: argparse.Namespace, data_spec: dict, vae: Any, h
     vae.to("cpu")
     vae.save(out / "model.pt", overwrite=True)  # a --resume replaces the model once it ends
     run_args = {k: v for k, v in vars(args).items() if k != "func"}
-    config = {"args": run_args, "data": data_spec, "vae": vae.config}
+    data = dict(data_spec)
+    if data_spec.get("binarize") == "dynamic":  # _load_data uses data.load's seed 0
+        data["test_split"] = "binarized once with seed 1 (the train split afresh every batch)"
+    config = {"args": run_args, "data": data, "vae": vae.config}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "history.json").write_text(json.dumps(history, indent=2))
     with open(out / "history.csv", "w", newline="") as f:  # all epochs, also after --resume
