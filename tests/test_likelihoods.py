@@ -1,5 +1,6 @@
 """Tests for pyvae.likelihoods: shapes, log densities against direct computations, the
-discretized logistic, support validation, gradients, scale options and encoder inputs."""
+discretized logistic, the beta-binomial (against Pyro's, and through fit, save/load and the
+contracts), support validation, gradients, scale options and encoder inputs."""
 
 import math
 
