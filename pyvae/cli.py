@@ -83,7 +83,8 @@ def _train(args: argparse.Namespace) -> int:
             f"{out} exists and is not empty; choose another --out, or pass --overwrite to "
             "replace pyvae's files there (other files are left alone)"
         )
-    values = args.values or ("uint8" if args.likelihood == "discretized_logistic" else "unit")
+    eight_bit = args.likelihood in ("discretized_logistic", "beta_binomial")
+    values = args.values or ("uint8" if eight_bit else "unit")
     data_spec = {
         "dataset": args.dataset,
         "root": args.root,
@@ -148,7 +149,10 @@ def _write_run(out: Path, args: argparse.Namespace, data_spec: dict, vae: Any, h
     vae.to("cpu")
     vae.save(out / "model.pt", overwrite=True)  # a --resume replaces the model once it ends
     run_args = {k: v for k, v in vars(args).items() if k != "func"}
-    config = {"args": run_args, "data": data_spec, "vae": vae.config}
+    data = dict(data_spec)
+    if data_spec.get("binarize") == "dynamic":  # _load_data uses data.load's seed 0
+        data["test_split"] = "binarized once with seed 1 (the train split afresh every batch)"
+    config = {"args": run_args, "data": data, "vae": vae.config}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     (out / "history.json").write_text(json.dumps(history, indent=2))
     with open(out / "history.csv", "w", newline="") as f:  # all epochs, also after --resume
@@ -437,7 +441,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         choices=["unit", "uint8"],
         help="8-bit images as [0, 1] floats or 0..255 (None: uint8 for "
-        "discretized_logistic, else unit)",
+        "discretized_logistic and beta_binomial, else unit)",
     )
     t.add_argument(
         "--limit", type=int, default=None, help="use only the first N items of each split"

@@ -480,8 +480,11 @@ def _image_dataset(
     binarize: str | None,
     values: str,
     seed: int,
+    test: bool = False,
 ) -> ArrayDataset:
-    """Wrap 8-bit images (N, C, H, W) with the requested value convention."""
+    """Wrap 8-bit images (N, C, H, W) with the requested value convention. A test split
+    (``test=True``) under ``binarize="dynamic"`` is binarized once, as under ``"static"``,
+    with ``seed``: every evaluation scores the same images."""
     x = _channels_first(torch.as_tensor(x))
     if x.dtype != torch.uint8:
         raise ValueError(f"8-bit images expected, got dtype {x.dtype}")
@@ -489,7 +492,7 @@ def _image_dataset(
         transform = Scale(1 / 255) if values == "unit" else Scale(1.0)
     elif binarize == "threshold":
         x, transform = (x > 127).to(torch.uint8), None
-    elif binarize == "static":
+    elif binarize == "static" or (binarize == "dynamic" and test):
         g = torch.Generator().manual_seed(seed)  # callers give train and test other seeds
         x = torch.bernoulli(x.float() / 255, generator=g).to(torch.uint8)
         transform = None
@@ -578,7 +581,8 @@ def _torchvision(
             x = torch.stack([ds[i][0] for i in items])
             y, names = ds.attr, ds.attr_names[:40]
         split_seed = seed if train else seed + 1  # independent draws for the test split
-        out.append(_image_dataset(x, torch.as_tensor(y), names, binarize, values, split_seed))
+        y = torch.as_tensor(y)
+        out.append(_image_dataset(x, y, names, binarize, values, split_seed, test=not train))
     return out[0], out[1]
 
 
@@ -815,7 +819,9 @@ def _load_path(
     out = []
     for offset, (x_part, y_part) in enumerate((train, test)):
         if x_part.dtype == torch.uint8 and x_part.dim() >= 3:  # 8-bit images
-            out.append(_image_dataset(x_part, y_part, None, binarize, values, seed + offset))
+            test_split = offset == 1  # binarized with seed + 1
+            part = _image_dataset(x_part, y_part, None, binarize, values, seed + offset, test_split)
+            out.append(part)
         else:
             if binarize is not None:
                 raise ValueError(f"binarize applies to 8-bit images; {path} holds {x_part.dtype}")
@@ -863,11 +869,16 @@ def load(
         download: try to download missing torchvision files.
         binarize: for 8-bit images and binary likelihoods: None (keep grey levels),
             ``"threshold"`` (pixel > 127), ``"static"`` (one Bernoulli draw per pixel,
-            fixed by ``seed``) or ``"dynamic"`` (a fresh draw every batch).
+            fixed by ``seed``) or ``"dynamic"`` (a fresh draw every batch of the train
+            split; the test split is drawn once, as under ``"static"``, so that every
+            evaluation scores the same images: stored as uint8 0/1, the same images for
+            the same ``seed``).
         values: for 8-bit images without binarization: ``"unit"`` (floats in [0, 1], for
             Gaussian or continuous Bernoulli likelihoods) or ``"uint8"`` (the integers
-            0..255, for the discretized logistic likelihood).
-        seed: for the static binarization and for splitting a single local file.
+            0..255, for the discretized logistic and beta-binomial likelihoods).
+        seed: for the static binarization and for splitting a single local file. The
+            train split is binarized with ``seed``, the test split with ``seed + 1``
+            (``"static"``, and the test split under ``"dynamic"``).
         test_fraction: share of a single local file held out as the test set.
         label_column: the CSV column (name or index) holding labels, if any.
     """

@@ -36,7 +36,7 @@ from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 from torch.distributions.utils import _sum_rightmost, broadcast_all
 
-from .checks import check_finite
+from .checks import check_finite, check_int
 from .config import Configurable
 
 _EMPTY = torch.Size()
@@ -52,6 +52,7 @@ __all__ = [
     "NegativeBinomial",
     "DiscretizedLogistic",
     "DiscretizedLogisticDistribution",
+    "BetaBinomial",
 ]
 
 
@@ -364,3 +365,57 @@ class DiscretizedLogistic(Likelihood):
 
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.float() / 127.5 - 1.0
+
+
+class BetaBinomial(Likelihood):
+    """Beta-binomial for 8-bit data (integers 0..n, ``n = total_count``, 255 by default):
+    the decoder gives two values per data value, mapped to the concentrations
+    ``alpha = softplus(raw_alpha) + min_concentration`` and likewise ``beta``.
+
+    ``p(x) = C(n, x) B(x + alpha, n - x + beta) / B(alpha, beta)`` for x in 0..n, a Beta
+    mixture of binomials: mean ``n alpha / (alpha + beta)``, variance above the binomial's
+    for the same mean. The encoder sees ``x / n`` (values in [0, 1]).
+    """
+
+    capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+
+    params_per_value = 2
+
+    def __init__(self, total_count: int = 255, min_concentration: float = 1e-3):
+        super().__init__()
+        self.total_count = check_int("total_count", total_count)
+        if not (math.isfinite(float(min_concentration)) and float(min_concentration) > 0):
+            raise ValueError(f"min_concentration must be finite and > 0, got {min_concentration!r}")
+        self.min_concentration = float(min_concentration)
+        # n as a tensor that follows .to(device): no host-to-device copy per step.
+        self.register_buffer("_n", torch.tensor(float(self.total_count)), persistent=False)
+
+    @property
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        return constraints.integer_interval(0, self.total_count)
+
+    @property
+    def support_hint(self) -> str:  # type: ignore[override]
+        n = self.total_count
+        return (
+            f"BetaBinomial needs integer values 0..{n} (for 8-bit images do not divide by "
+            "255: data.load(..., values='uint8')); for data in [0, 1] use ContinuousBernoulli "
+            "or Gaussian."
+        )
+
+    def concentrations(self, raw: torch.Tensor, event_dim: int) -> tuple[torch.Tensor, ...]:
+        """``(alpha, beta)``, each of the data's shape, from the decoder output ``raw``."""
+        raw_alpha, raw_beta = self.split(raw, event_dim)
+        floor = self.min_concentration
+        return F.softplus(raw_alpha) + floor, F.softplus(raw_beta) + floor
+
+    def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
+        alpha, beta = self.concentrations(raw, event_dim)
+        n = self._n.to(alpha.dtype)
+        return dist.BetaBinomial(alpha, beta, n).to_event(event_dim)
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() / self.total_count
+
+    def extra_repr(self) -> str:
+        return f"total_count={self.total_count}, min_concentration={self.min_concentration}"

@@ -50,6 +50,7 @@ LIKELIHOODS: dict[str, type[_likelihoods.Likelihood]] = {
     "poisson": _likelihoods.Poisson,
     "negative_binomial": _likelihoods.NegativeBinomial,
     "discretized_logistic": _likelihoods.DiscretizedLogistic,
+    "beta_binomial": _likelihoods.BetaBinomial,
 }
 NETS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "mlp": (_nets.MLPEncoder, _nets.MLPDecoder),

@@ -229,7 +229,7 @@ def test_binarize_dynamic_draws_afresh(mnist_root):
     root, arrays = mnist_root
     train, test = data.load("mnist", root=root, download=False, binarize="dynamic")
     assert isinstance(train.transform, data.DynamicBinarize)
-    assert isinstance(test.transform, data.DynamicBinarize)
+    assert test.transform is None  # the test split is fixed (see the next test)
     np.testing.assert_array_equal(train.data[:, 0].numpy(), arrays["x_train"])  # kept grey
     first, second = data.as_tensor(train), data.as_tensor(train)
     for x in (first, second):
@@ -238,6 +238,42 @@ def test_binarize_dynamic_draws_afresh(mnist_root):
     assert not torch.equal(first, second)
     x0, _ = train[0]
     assert x0.shape == (1, 28, 28) and set(x0.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_binarize_dynamic_test_split_is_one_seeded_draw(mnist_root):
+    """Under "dynamic", the test split is binarized once (uint8 0/1) with seed + 1, the
+    draw "static" gives it: two loads give the same test images, another seed others,
+    and the train split still draws afresh."""
+    root, arrays = mnist_root
+    load = lambda **kw: data.load("mnist", root=root, download=False, **kw)  # noqa: E731
+    train, test = load(binarize="dynamic")
+    _, again = load(binarize="dynamic")
+    _, other = load(binarize="dynamic", seed=5)
+    _, static = load(binarize="static")
+    assert test.data.dtype == torch.uint8 and set(test.data.unique().tolist()) == {0, 1}
+    assert torch.equal(test.data, again.data) and torch.equal(test.data, static.data)
+    assert not torch.equal(test.data, other.data)
+    assert torch.equal(data.as_tensor(test), data.as_tensor(again))
+    assert test.data[0, 0, 0, 0] == 0 and test.data[0, 0, 0, 1] == 1  # black 0, white 1
+    grey = arrays["x_test"].astype(np.float64) / 255
+    assert abs(test.data.float().mean().item() - grey.mean()) < 0.03
+    assert not torch.equal(data.as_tensor(train), data.as_tensor(train))
+
+
+def test_elbo_of_the_dynamic_test_split_repeats(mnist_root):
+    """The same seed gives the same test ELBO, from two loads: the images scored are the
+    stored ones, drawing no random numbers (they were re-binarized on every read)."""
+    root, _ = mnist_root
+    _, test = data.load("mnist", root=root, download=False, binarize="dynamic")
+    _, test_again = data.load("mnist", root=root, download=False, binarize="dynamic")
+    vae = tiny_vae()
+    torch.manual_seed(1)
+    a = vae.elbo(test, reduction="none")
+    torch.manual_seed(1)
+    b = vae.elbo(test_again, reduction="none")
+    torch.manual_seed(1)
+    c = vae.elbo(test.data.float(), reduction="none")  # the stored images themselves
+    assert torch.equal(a, b) and torch.equal(a, c)
 
 
 def test_dynamic_binarize_transform_probabilities():
@@ -496,7 +532,10 @@ def test_npz_image_train_test_keys(tmp_path):
         x_test=images_with_extremes(2, seed=1, size=5),
     )
     train, test = data.load(tmp_path / "d.npz", binarize="dynamic")
-    assert train.shape == (1, 5, 5) and isinstance(test.transform, data.DynamicBinarize)
+    assert train.shape == (1, 5, 5) and isinstance(train.transform, data.DynamicBinarize)
+    assert test.transform is None and set(test.data.unique().tolist()) <= {0, 1}
+    _, again = data.load(tmp_path / "d.npz", binarize="dynamic")
+    assert torch.equal(test.data, again.data)
 
 
 def test_npz_ambiguous_keys(tmp_path):
@@ -873,3 +912,20 @@ def test_fit_on_a_csv_of_counts(tmp_path):
     vae = VAE.build(input_shape=(4,), z_dim=2, likelihood="gaussian", net_kwargs={"hidden": (8,)})
     history = fit(vae, train, epochs=1, batch_size=4, progress=False)
     assert np.isfinite(history["train_elbo"][0])
+
+
+def test_cli_run_records_the_data_conventions(tmp_path):
+    """`pyvae train` records in config.json how the test split was binarized under
+    --binarize dynamic, and reads 8-bit values as 0..255 for --likelihood beta_binomial."""
+    import json
+
+    from pyvae.cli import main
+
+    np.save(tmp_path / "x.npy", images_with_extremes(40, seed=0, size=6))
+    common = ["train", "--dataset", str(tmp_path / "x.npy"), "--epochs", "1", "--quiet"]
+    assert main([*common, "--binarize", "dynamic", "--out", str(tmp_path / "a")]) == 0
+    spec = json.loads((tmp_path / "a" / "config.json").read_text())["data"]
+    assert spec["test_split"].startswith("binarized once with seed 1")
+    assert main([*common, "--likelihood", "beta_binomial", "--out", str(tmp_path / "b")]) == 0
+    spec = json.loads((tmp_path / "b" / "config.json").read_text())["data"]
+    assert spec["values"] == "uint8" and "test_split" not in spec

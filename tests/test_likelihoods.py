@@ -1,8 +1,10 @@
 """Tests for pyvae.likelihoods: shapes, log densities against direct computations, the
-discretized logistic, support validation, gradients, scale options and encoder inputs."""
+discretized logistic, the beta-binomial (against Pyro's, and through fit, save/load and the
+contracts), support validation, gradients, scale options and encoder inputs."""
 
 import math
 
+import pyro.distributions as dist
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,7 @@ LIKELIHOODS = {
     "poisson": (L.Poisson, 1),
     "negative_binomial": (L.NegativeBinomial, 1),
     "discretized_logistic": (L.DiscretizedLogistic, 2),
+    "beta_binomial": (L.BetaBinomial, 2),
 }
 # data shape -> event_dim
 DATA_SHAPES = [(5,), (2, 4, 4)]
@@ -237,6 +240,122 @@ def test_discretized_logistic_samples_follow_its_probabilities():
     assert (x == 0).float().mean().item() == pytest.approx(probs[0].item(), abs=0.01)
 
 
+# --------------------------------------------------------------------------- beta-binomial
+
+
+def test_beta_binomial_matches_pyro_beta_binomial():
+    """log_prob and mean are Pyro's BetaBinomial(alpha, beta, 255) with alpha and beta
+    from softplus(raw) + min_concentration; the textbook pmf agrees, and sums to 1."""
+    lik = L.BetaBinomial(min_concentration=0.01)
+    raw = 3 * torch.randn(4, 2 * 6, dtype=torch.float64)
+    alpha, beta = F.softplus(raw[:, :6]) + 0.01, F.softplus(raw[:, 6:]) + 0.01
+    ref = dist.BetaBinomial(alpha, beta, 255)
+    x = torch.cat(
+        [torch.tensor([[0.0, 1.0, 127.0, 254.0, 255.0, 3.0]]), torch.randint(0, 256, (3, 6))]
+    )
+    x = x.double()
+    d = lik(raw, 1)
+    assert d.event_shape == (6,) and d.batch_shape == (4,)
+    torch.testing.assert_close(d.log_prob(x), ref.log_prob(x).sum(-1))
+    torch.testing.assert_close(d.mean, 255 * alpha / (alpha + beta))
+    lbeta = lambda a, b: torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)  # noqa: E731
+    textbook = (
+        math.lgamma(256) - torch.lgamma(x + 1) - torch.lgamma(256 - x)
+        + lbeta(x + alpha, 255 - x + beta) - lbeta(alpha, beta)
+    )  # fmt: skip
+    torch.testing.assert_close(d.base_dist.log_prob(x), textbook)
+    values = torch.arange(256, dtype=torch.float64)[:, None, None]
+    torch.testing.assert_close(
+        d.base_dist.log_prob(values).exp().sum(0), torch.ones(4, 6, dtype=torch.float64)
+    )
+
+
+def test_beta_binomial_samples_are_integers_in_0_to_n():
+    lik = L.BetaBinomial(total_count=20)
+    d = lik(torch.randn(500, 2, 3, 3), 3)
+    x = d.sample()
+    assert x.shape == (500, 1, 3, 3)
+    assert bool((x == x.round()).all()) and x.min() >= 0 and x.max() <= 20
+    lik.validate(x)
+    torch.testing.assert_close(x.mean(0), d.mean.mean(0), atol=1.5, rtol=0.0)
+
+
+def test_beta_binomial_concentrations_floor_and_options():
+    lik = L.BetaBinomial(min_concentration=0.5)
+    d = lik(torch.full((1, 4), -50.0), 1).base_dist  # softplus(-50) ~ 0: at the floor
+    torch.testing.assert_close(d.concentration1, torch.full((1, 2), 0.5))
+    torch.testing.assert_close(d.concentration0, torch.full((1, 2), 0.5))
+    assert lik.support.upper_bound == 255 and L.BetaBinomial(7).support.upper_bound == 7
+    for bad in (0, -1, 2.5, True, "255"):
+        with pytest.raises(ValueError, match="total_count"):
+            L.BetaBinomial(total_count=bad)
+    for bad in (0.0, -1e-3, math.inf, math.nan):
+        with pytest.raises(ValueError, match="min_concentration"):
+            L.BetaBinomial(min_concentration=bad)
+
+
+def test_beta_binomial_error_says_what_to_do():
+    with pytest.raises(ValueError, match="0..255.*values='uint8'"):
+        L.BetaBinomial().validate(torch.rand(3))
+    with pytest.raises(ValueError, match="0..9"):
+        L.BetaBinomial(total_count=9).validate(torch.tensor([10]))
+
+
+def test_beta_binomial_encoder_input_maps_0_n_to_unit_interval():
+    out = L.BetaBinomial().encoder_input(torch.arange(256).to(torch.uint8))
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.linspace(0, 1, 256))
+    torch.testing.assert_close(
+        L.BetaBinomial(4).encoder_input(torch.tensor([0, 2, 4])), torch.tensor([0, 0.5, 1])
+    )
+
+
+def test_beta_binomial_trains_saves_loads_and_keeps_its_contracts(tmp_path):
+    """VAE.build(likelihood="beta_binomial") on 8-bit images (uint8 0..255) through fit:
+    the loss goes down, the parts keep their contracts, and save/load gives the same
+    model (its options included) and the same ELBO."""
+    import pyro
+
+    import pyvae
+    from pyvae.contracts import check_parts
+
+    pyro.set_rng_seed(0)
+    # Blurry blobs: 8-bit images with structure, as data.load(..., values="uint8") gives.
+    grid = torch.linspace(-1, 1, 8)
+    centre = torch.rand(64, 2, 1, 1) * 1.2 - 0.6
+    d2 = (grid[None, :, None] - centre[:, :1]) ** 2 + (grid[None, None, :] - centre[:, 1:]) ** 2
+    x = (255 * torch.exp(-4 * d2)).round().to(torch.uint8)  # (64, 1, 8, 8)
+    vae = pyvae.VAE.build(
+        input_shape=(1, 8, 8),
+        z_dim=2,
+        likelihood="beta_binomial",
+        likelihood_kwargs={"min_concentration": 0.01},
+        net_kwargs={"hidden": (32,)},
+    )
+    assert isinstance(vae.likelihood, L.BetaBinomial)
+    check_parts(vae, x.float())
+    history = pyvae.fit(vae, x, epochs=15, batch_size=32, lr=1e-2, progress=False)
+    assert history["train_elbo"][-1] > history["train_elbo"][0] + 50  # nats per image
+    check_parts(vae, x.float())
+    vae.save(tmp_path / "bb.pt")
+    back = pyvae.load(tmp_path / "bb.pt")
+    assert isinstance(back.likelihood, L.BetaBinomial)
+    assert back.likelihood.min_concentration == 0.01 and back.likelihood.total_count == 255
+    pyro.set_rng_seed(1)
+    elbo = vae.elbo(x)
+    pyro.set_rng_seed(1)
+    torch.testing.assert_close(back.elbo(x), elbo)
+    assert vae.reconstruct(x[:4]).shape == (4, 1, 8, 8)
+
+
+def test_beta_binomial_refuses_grey_levels_in_fit():
+    import pyvae
+
+    vae = pyvae.VAE.build(input_shape=(5,), z_dim=2, likelihood="beta_binomial")
+    with pytest.raises(ValueError, match="BetaBinomial.*0..255"):
+        pyvae.fit(vae, torch.rand(8, 5), epochs=1, progress=False)
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -260,6 +379,10 @@ def test_strict_bernoulli_refuses_grey_levels_and_names_the_fixes():
         (L.DiscretizedLogistic(), [0.0, 256.0]),
         (L.DiscretizedLogistic(), [0.0, 3.5]),
         (L.DiscretizedLogistic(), [-1.0, 3.0]),
+        (L.BetaBinomial(), [0.0, 256.0]),
+        (L.BetaBinomial(), [0.0, 3.5]),
+        (L.BetaBinomial(), [-1.0, 3.0]),
+        (L.BetaBinomial(total_count=15), [0.0, 16.0]),
         (L.Gaussian(), [0.0, math.nan]),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, L.Likelihood) else str(v),
@@ -295,6 +418,9 @@ def test_discretized_logistic_error_says_what_to_do():
         (L.NegativeBinomial(), torch.tensor([0, 3, 200], dtype=torch.uint8)),
         (L.DiscretizedLogistic(), torch.arange(256).to(torch.uint8)),
         (L.DiscretizedLogistic(), torch.arange(256.0)),
+        (L.BetaBinomial(), torch.arange(256).to(torch.uint8)),
+        (L.BetaBinomial(), torch.arange(256.0)),
+        (L.BetaBinomial(total_count=1), torch.tensor([0, 1], dtype=torch.uint8)),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, L.Likelihood) else str(v.dtype),
 )
@@ -312,7 +438,7 @@ def data_for(name, shape):
         return torch.rand(shape)
     if name in ("poisson", "negative_binomial"):
         return torch.randint(0, 5, shape).float()
-    if name == "discretized_logistic":
+    if name in ("discretized_logistic", "beta_binomial"):
         return torch.randint(0, 256, shape).float()
     return torch.randn(shape)
 

@@ -30,6 +30,8 @@ in float64):
 
 - ``Bernoulli``: binary data {0, 1} (not ``soft_targets=True``);
 - ``DiscretizedLogistic``: 8-bit data 0..255 (probabilities from its CDF);
+- ``BetaBinomial``: integers 0..n (8-bit data: n = 255), probabilities from its pmf in
+  log-gamma form, normalised over 0..n;
 - ``Poisson`` and ``NegativeBinomial``: counts 0..2**31-1. Each count is coded in a
   window of ``COUNT_WINDOW`` (256) values starting at ``max(0, floor(mean) - 128)`` of its
   predicted distribution, plus an escape symbol carrying the probability outside the
@@ -72,7 +74,7 @@ import torch
 from ..capabilities import LOSSLESS
 from ..checks import check_int, finite_or_raise
 from ..data import as_tensor, targets
-from ..likelihoods import Bernoulli, DiscretizedLogistic, Poisson
+from ..likelihoods import Bernoulli, BetaBinomial, DiscretizedLogistic, Poisson
 
 __all__ = ["encode", "decode", "info", "fingerprint", "FORMAT_VERSION", "LATENT_BITS"]
 
@@ -83,6 +85,8 @@ LATENT_BITS = 12
 #: Values of a count coded directly (the rest go through the escape symbol).
 COUNT_WINDOW = 256
 MAX_COUNT = 2**31 - 1
+#: The smallest probability a value gets in a table (constriction's, with 24-bit precision).
+MIN_PROBABILITY = 2.0**-24
 #: The dtypes an input may have (the decoded data gets the input's dtype back).
 DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
 _PREFIX = struct.Struct("<8sHI")  # magic, format version, header length
@@ -167,6 +171,29 @@ class _Bins(_Values):
         return torch.diff(cdf, prepend=zero, append=one).numpy()
 
 
+def _log_beta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b)."""
+    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+
+
+class _BetaBinomialValues(_Values):
+    """The values 0..n of BetaBinomial (``size = n + 1``), with the probabilities of its
+    pmf ``C(n, k) B(k + alpha, n - k + beta) / B(alpha, beta)`` computed in float64 from
+    log-gamma functions, normalised over 0..n, floored at :data:`MIN_PROBABILITY` (so a
+    value of vanishing probability costs at most ~24 bits) and normalised again."""
+
+    def table(self, p) -> np.ndarray:
+        alpha = p.concentration1.reshape(-1, 1).double()  # (D, 1)
+        beta = p.concentration0.reshape(-1, 1).double()
+        n = self.size - 1
+        k = torch.arange(self.size, dtype=torch.float64)  # (n + 1,)
+        log_choose = math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
+        log_pmf = log_choose + _log_beta(k + alpha, n - k + beta) - _log_beta(alpha, beta)
+        log_pmf = finite_or_raise(log_pmf, "the beta-binomial probabilities")  # (D, n + 1)
+        probs = torch.softmax(log_pmf, dim=1).clamp_min(MIN_PROBABILITY)
+        return np.ascontiguousarray((probs / probs.sum(1, keepdim=True)).numpy())
+
+
 class _Counts(_Values):
     """Counts coded in a window of ``window`` values around each predicted mean, plus an
     escape symbol (index ``window``) followed by a length-prefixed binary code of the
@@ -237,16 +264,15 @@ def _check_parts(vae) -> None:
             "and decoder compute the same probabilities; move it with vae.to('cpu')"
         )
     likelihood = vae.likelihood
-    if not isinstance(likelihood, (Bernoulli, DiscretizedLogistic, Poisson)) or getattr(
-        likelihood, "soft_targets", False
-    ):
+    supported = (Bernoulli, DiscretizedLogistic, BetaBinomial, Poisson)
+    if not isinstance(likelihood, supported) or getattr(likelihood, "soft_targets", False):
         what = type(likelihood).__name__
         if getattr(likelihood, "soft_targets", False):
             what = "Bernoulli(soft_targets=True) (it scores grey levels, not discrete data)"
         raise ValueError(
             f"lossless coding needs a likelihood of discrete data; {what} is not supported. "
-            "Supported: bernoulli (binary data), discretized_logistic (8-bit data 0..255), "
-            "poisson and negative_binomial (counts)"
+            "Supported: bernoulli (binary data), discretized_logistic and beta_binomial "
+            "(8-bit data 0..255), poisson and negative_binomial (counts)"
         )
     prior = vae.prior(vae.encoder)
     base = getattr(prior, "base_dist", None)
@@ -290,6 +316,8 @@ class _BitsBack:
             self.values = _Counts(count_window, self.models)
         if isinstance(vae.likelihood, DiscretizedLogistic):
             self.values = _Bins(256, self.models)
+        if isinstance(vae.likelihood, BetaBinomial):
+            self.values = _BetaBinomialValues(vae.likelihood.total_count + 1, self.models)
 
     def posterior(self, x: torch.Tensor, side: Side = None) -> list[tuple[int, Any]]:
         """Q(bucket | x) of each latent dimension for ``x`` (*input_shape): a list of
@@ -493,7 +521,8 @@ def encode(vae, data: Any, *, latent_bits: int = LATENT_BITS, **side: Any) -> by
     Args:
         vae: a trained VAE that supports ``"lossless"`` (a :class:`pyvae.VAE` or a
             :class:`pyvae.ConditionalVAE`) on the CPU with a standard normal prior and a
-            Bernoulli, DiscretizedLogistic, Poisson or NegativeBinomial likelihood.
+            Bernoulli, DiscretizedLogistic, BetaBinomial, Poisson or NegativeBinomial
+            likelihood.
         data: items (N, ...) of ``vae.input_shape`` (or any shape with as many values per
             item), a tensor, a NumPy array or a dataset, with values in the likelihood's
             support; N = 0 is allowed.
