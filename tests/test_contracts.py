@@ -23,7 +23,7 @@ def data_for(likelihood: str, n: int = 6, shape=SHAPE) -> torch.Tensor:
         return torch.rand(n, *shape)
     if likelihood in ("poisson", "negative_binomial"):
         return torch.randint(0, 5, (n, *shape)).float()
-    if likelihood == "discretized_logistic":
+    if likelihood in ("discretized_logistic", "beta_binomial"):
         return torch.randint(0, 256, (n, *shape)).float()
     return torch.randn(n, *shape)
 
