@@ -364,3 +364,16 @@ class DiscretizedLogistic(Likelihood):
 
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.float() / 127.5 - 1.0
+
+
+#: Names accepted by :meth:`pyvae.VAE.build` (``likelihood=...``), and the classes they make.
+LIKELIHOODS: dict[str, type[Likelihood]] = {
+    "bernoulli": Bernoulli,
+    "continuous_bernoulli": ContinuousBernoulli,
+    "gaussian": Gaussian,
+    "laplace": Laplace,
+    "poisson": Poisson,
+    "negative_binomial": NegativeBinomial,
+    "discretized_logistic": DiscretizedLogistic,
+}
+__all__ += ["LIKELIHOODS"]  # listed here, beside its table

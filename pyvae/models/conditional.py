@@ -3,7 +3,7 @@
 c is a class label (``num_classes=K``: integer labels, seen by the networks one-hot) or any
 tensor of ``context_dim`` values per item (``context_dim=D``). It is given, not modelled:
 it has no sample site, and generation is conditioned on it (``sample(n, c=...)``).
-The semi-supervised VAE (:mod:`pyvae.semisupervised`) builds on it.
+The semi-supervised VAE (:mod:`pyvae.models.semisupervised`) builds on it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from pyro.nn import pyro_method
 from torch import nn
 
-from . import likelihoods as _likelihoods
-from . import priors as _priors
-from .capabilities import (
+from .. import likelihoods as _likelihoods
+from .. import priors as _priors
+from ..capabilities import (
     ANOMALY_LATENT,
     CHECKPOINT,
     CLOSED_FORM_KL,
@@ -34,13 +34,11 @@ from .capabilities import (
     LOSSLESS,
     PLOTS,
 )
-from .checks import check_finite, check_int
-from .config import BUILTIN_MODULES
-from .model import VAE, _check_batch, _kl_weight
+from ..checks import check_finite, check_int
+from ._shared import check_batch, kl_weighted
+from .vae import VAE
 
 __all__ = ["ConditionalVAE"]
-
-BUILTIN_MODULES.append(__name__)  # pyvae.load rebuilds its classes from saved files
 
 
 def _context_size(num_classes: int | None, context_dim: int | None) -> int:
@@ -272,7 +270,7 @@ class ConditionalVAE(VAE):
         c = self._context(c, batch)
         prior = self.prior(self.encoder)
         with self._plate(batch, num_data, device):
-            with _kl_weight(kl_weight):
+            with kl_weighted(kl_weight):
                 z = pyro.sample("z", prior)
             return pyro.sample("x", self._px(z, c), obs=x)
 
@@ -289,10 +287,10 @@ class ConditionalVAE(VAE):
         """q(z | x, c) = Normal(encoder(x joined with c)). Returns z, shape ``(B, z_dim)``."""
         if x is None:
             raise ValueError("the guide needs data x (it is q(z|x, c))")
-        _check_batch(x)
+        check_batch(x)
         loc, scale = self._q_params(x, c)
         with self._plate(x.shape[0], num_data, x.device):
-            with _kl_weight(kl_weight):
+            with kl_weighted(kl_weight):
                 return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     # ------------------------------------------------------------------ generation

@@ -27,9 +27,9 @@ import torch
 from pyro.nn import pyro_method
 from torch import nn
 
-from . import likelihoods as _likelihoods
-from . import priors as _priors
-from .capabilities import (
+from .. import likelihoods as _likelihoods
+from .. import priors as _priors
+from ..capabilities import (
     ANOMALY_LATENT,
     CHECKPOINT,
     CLOSED_FORM_KL,
@@ -42,15 +42,12 @@ from .capabilities import (
     LOSSLESS,
     PLOTS,
 )
-from .checks import check_int
-from .config import BUILTIN_MODULES
-from .model import PRIORS, VAE, _check_batch, _kl_weight, _lookup
-from .nets import MLPEncoder
+from ..checks import check_int
+from ..nets import MLPEncoder
+from ._shared import build_prior, check_batch, kl_weighted
+from .vae import VAE
 
 __all__ = ["HierarchicalVAE"]
-
-if __name__ not in BUILTIN_MODULES:
-    BUILTIN_MODULES.append(__name__)  # pyvae.load finds the classes listed in __all__
 
 
 class HierarchicalVAE(VAE):
@@ -134,14 +131,7 @@ class HierarchicalVAE(VAE):
             likelihood_kwargs=likelihood_kwargs,
             net_kwargs=net_kwargs,
         )
-        if isinstance(prior, str):
-            prior_kwargs = dict(prior_kwargs or {})
-            prior_cls = _lookup("prior", PRIORS, prior)
-            if prior_cls is _priors.VampPrior:
-                prior_kwargs.setdefault("input_shape", base.input_shape)
-            prior = prior_cls(z2_dim, **prior_kwargs)
-        if not isinstance(prior, _priors.Prior) or prior.z_dim != z2_dim:
-            raise ValueError(f"the prior must be a Prior on z2_dim={z2_dim}, got {prior!r}")
+        prior = build_prior(prior, z2_dim, base.input_shape, prior_kwargs, dim_name="z2_dim")
         encoder2 = MLPEncoder((z_dim,), z2_dim, hidden=hidden2)
         decoder2 = MLPEncoder((z2_dim,), z_dim, hidden=hidden2)
         return cls(
@@ -165,7 +155,7 @@ class HierarchicalVAE(VAE):
         x, batch, device = self._model_input(x, batch_size)
         prior = self.prior(self._top_encoder)
         with self._plate(batch, num_data, device):
-            with _kl_weight(kl_weight):
+            with kl_weighted(kl_weight):
                 z2 = pyro.sample("z2", prior)
                 loc, scale = self.decoder2(z2)
                 z1 = pyro.sample("z1", dist.Normal(loc, scale).to_event(1))
@@ -184,9 +174,9 @@ class HierarchicalVAE(VAE):
         """q(z1|x) q(z2|z1). Returns z1, shape ``(B, z_dim)``."""
         if x is None:
             raise ValueError("the guide needs data x (it is q(z1, z2|x))")
-        _check_batch(x)
+        check_batch(x)
         loc, scale = self.encoder(self.likelihood.encoder_input(x))
-        with self._plate(x.shape[0], num_data, x.device), _kl_weight(kl_weight):
+        with self._plate(x.shape[0], num_data, x.device), kl_weighted(kl_weight):
             z1 = pyro.sample("z1", dist.Normal(loc, scale).to_event(1))
             loc2, scale2 = self.encoder2(z1)
             pyro.sample("z2", dist.Normal(loc2, scale2).to_event(1))

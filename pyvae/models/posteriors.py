@@ -34,9 +34,10 @@ import torch
 from pyro.nn import pyro_method
 from torch import nn
 
-from . import likelihoods as _likelihoods
-from . import priors as _priors
-from .capabilities import (
+from .. import likelihoods as _likelihoods
+from .. import priors as _priors
+from .._registry import lookup
+from ..capabilities import (
     ANOMALY_LATENT,
     CHECKPOINT,
     CLOSED_FORM_KL,
@@ -49,14 +50,13 @@ from .capabilities import (
     LOSSLESS,
     PLOTS,
 )
-from .checks import check_int, finite_or_raise
-from .config import BUILTIN_MODULES, Configurable
-from .model import NETS, VAE, _check_batch, _kl_weight, _lookup
+from ..checks import check_int, finite_or_raise
+from ..config import Configurable
+from ..nets import NETS
+from ._shared import check_batch, kl_weighted
+from .vae import VAE
 
 __all__ = ["ExtraOutputEncoder", "IAF", "IAFPosterior", "PosteriorVAE", "IAFVAE", "LowRankVAE"]
-
-if __name__ not in BUILTIN_MODULES:
-    BUILTIN_MODULES.append(__name__)  # pyvae.load finds the classes listed in __all__
 
 
 class ExtraOutputEncoder(Configurable, nn.Module):
@@ -81,7 +81,7 @@ class ExtraOutputEncoder(Configurable, nn.Module):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.z_dim = check_int("z_dim", z_dim)
         self.extra_dim = check_int("extra_dim", extra_dim, 0)
-        encoder_cls = _lookup("net", NETS, net)[0]
+        encoder_cls = lookup("net", NETS, net)[0]
         self.net = encoder_cls(self.input_shape, self.z_dim + self.extra_dim, **(net_kwargs or {}))
 
     def with_extra(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -209,9 +209,9 @@ class PosteriorVAE(VAE):
         """z ~ :meth:`posterior` in the data plate. Returns z, ``(B, z_dim)``."""
         if x is None:
             raise ValueError("the guide needs data x (it is q(z|x))")
-        _check_batch(x)
+        check_batch(x)
         q = self.posterior(x)
-        with self._plate(x.shape[0], num_data, x.device), _kl_weight(kl_weight):
+        with self._plate(x.shape[0], num_data, x.device), kl_weighted(kl_weight):
             return pyro.sample("z", q)
 
 

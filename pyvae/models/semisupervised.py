@@ -35,10 +35,10 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.nn import pyro_method
 from torch import nn
 
-from . import likelihoods as _likelihoods
-from . import nets as _nets
-from . import priors as _priors
-from .capabilities import (
+from .. import likelihoods as _likelihoods
+from .. import priors as _priors
+from .._registry import lookup
+from ..capabilities import (
     ANOMALY_LATENT,
     CHECKPOINT,
     CLOSED_FORM_KL,
@@ -51,22 +51,15 @@ from .capabilities import (
     LOSSLESS,
     PLOTS,
 )
-from .checks import check_int, finite_or_raise
+from ..checks import check_int, finite_or_raise
+from ..data import UNLABELLED, LabelledBatches, RandomOrder, batches, source
+from ..nets import CLASSIFIERS
+from . import estimator
+from ._shared import check_batch, kl_weighted
 from .conditional import ConditionalVAE
-from .config import BUILTIN_MODULES
-from .data import UNLABELLED, LabelledBatches, RandomOrder, batches, source
-from .evaluate import MAX_ELEMENTS
-from .model import VAE, _check_batch, _kl_weight, _lookup
+from .vae import VAE
 
-__all__ = ["SemiSupervisedVAE", "SemiSupervisedELBO", "CLASSIFIERS"]
-
-BUILTIN_MODULES.append(__name__)  # pyvae.load rebuilds its classes from saved files
-
-#: Classifier networks q(y|x) by the ``net`` name of :meth:`SemiSupervisedVAE.build`.
-CLASSIFIERS: dict[str, type[nn.Module]] = {
-    "mlp": _nets.MLPClassifier,
-    "conv": _nets.ConvClassifier,
-}
+__all__ = ["SemiSupervisedVAE", "SemiSupervisedELBO"]
 
 
 class SemiSupervisedVAE(ConditionalVAE):
@@ -153,14 +146,15 @@ class SemiSupervisedVAE(ConditionalVAE):
         **kwargs: Any,
     ) -> SemiSupervisedVAE:
         """Build M2 from names, like :meth:`pyvae.VAE.build`; the classifier is
-        :data:`CLASSIFIERS` ``[net]`` with ``net_kwargs`` updated by ``classifier_kwargs``.
+        :data:`pyvae.nets.CLASSIFIERS` ``[net]`` with ``net_kwargs`` updated by
+        ``classifier_kwargs``.
 
         >>> m2 = SemiSupervisedVAE.build((1, 28, 28), z_dim=50, num_classes=10)
         """
         check_int("num_classes", num_classes, 2)
         classifier = None
         if isinstance(net, str):  # else VAE.build says what net must be
-            net_cls = _lookup("net", CLASSIFIERS, net)
+            net_cls = lookup("net", CLASSIFIERS, net)
             options = {**(net_kwargs or {}), **(classifier_kwargs or {})}
             classifier = net_cls(tuple(input_shape), num_classes, **options)
         return super().build(
@@ -272,7 +266,7 @@ class SemiSupervisedVAE(ConditionalVAE):
             with poutine.scale(scale=weight), pyro.plate(part, len(index), dim=-1):
                 obs = y[index] if part == "labelled" else None
                 label = pyro.sample(f"y_{part}", p_y, obs=obs)
-                with _kl_weight(kl_weight):
+                with kl_weighted(kl_weight):
                     z = pyro.sample(f"z_{part}", p_z)
                 px = self._px(z, self._one_hot(label))
                 pyro.sample(f"x_{part}", px, obs=None if x is None else x[index])
@@ -293,7 +287,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         sums over the K classes); z ~ Normal(encoder(x joined with one-hot y))."""
         if x is None:
             raise ValueError("the guide needs data x (it is q(y, z | x))")
-        _check_batch(x)
+        check_batch(x)
         batch = x.shape[0]
         y = self._labels(y, batch, x.device)
         inputs = self.likelihood.encoder_input(x)
@@ -306,7 +300,7 @@ class SemiSupervisedVAE(ConditionalVAE):
                     q_y = dist.Categorical(logits=self.classifier(inputs[index]))
                     label = pyro.sample("y_unlabelled", q_y, infer={"enumerate": "parallel"})
                 loc, scale = self.encoder(self._join(inputs[index], self._one_hot(label)))
-                with _kl_weight(kl_weight):
+                with kl_weighted(kl_weight):
                     pyro.sample(f"z_{part}", dist.Normal(loc, scale).to_event(1))
 
     @pyro_method
@@ -415,77 +409,42 @@ class SemiSupervisedVAE(ConditionalVAE):
         return super().sample(n, mean, temperature, c=y)
 
     @torch.no_grad()
-    def _bounds(self, x: torch.Tensor, y: torch.Tensor, num_samples: int, max_elements: int):
-        """The ELBO (``num_samples`` draws averaged) and the importance-sampled log
-        p(x, y) (known label) or log p(x) (unknown: summed over the classes exactly) of
-        each item of a batch, shape ``(B,)`` each, in nats."""
+    def bounds(
+        self,
+        x: torch.Tensor,
+        num_samples: int = 1,
+        max_elements: int = estimator.MAX_ELEMENTS,
+        y: Any = None,
+    ) -> estimator.Bounds:
+        """The bounds of each item of a batch (:meth:`pyvae.VAE.bounds`), each ``(B,)``, in
+        nats, from ``num_samples`` draws of z per item and class: of log p(x, y) where the
+        label is known (``L(x, y)``) and of log p(x) where it is not, the classes summed
+        over exactly (``U(x)``, and ``log sum_y p(x, y)``). ``reconstruction`` is
+        E_q[log p(x|y, z)] and ``kl`` E_q[log q(y, z|x) - log p(y, z)] (q(y|x) all on a
+        known label), so ``elbo = reconstruction - kl``; ``vae.elbo`` and
+        ``vae.log_likelihood`` read them."""
         x = x if x.is_floating_point() else x.float()
-        out_elbo = x.new_zeros(len(x))
-        out_ll = torch.zeros_like(out_elbo)
+        y = self._labels(y, len(x), x.device)
+        out = [x.new_zeros(len(x)) for _ in estimator.Bounds._fields]
         log_p_y = -math.log(self.num_classes)
         inputs = self.likelihood.encoder_input(x)
         classes = self._one_hot(torch.arange(self.num_classes, device=x.device))
+        prior = self.prior(self.encoder)
         for part, index in self._split(y):
-            xs, ins = x[index], inputs[index]
             c = self._one_hot(y[index]) if part == "labelled" else classes[:, None]  # (K, 1, K)
-            loc, scale = self.encoder(self._join(ins, c))
+            loc, scale = self.encoder(self._join(inputs[index], c))  # (B, z) or (K, B, z)
             q = dist.Normal(loc, scale).to_event(1)
-            prior = self.prior(self.encoder)
-            per_draw = math.prod(loc.shape[:-1]) * math.prod(self.input_shape)
-            chunk = max(1, min(num_samples, max_elements // max(per_draw, 1)))
-            total, pieces = 0.0, []
-            for start in range(0, num_samples, chunk):
-                z = q.rsample((min(chunk, num_samples - start),))  # the draws of rsample, as in SVI
-                log_w = self._px(z, c).log_prob(xs) + prior.log_prob(z) - q.log_prob(z)
-                total = total + log_w.sum(0)
-                pieces.append(torch.logsumexp(log_w, 0))
-            elbo = total / num_samples + log_p_y  # L(x, y), per class when unlabelled
-            ll = torch.logsumexp(torch.stack(pieces), 0) - math.log(num_samples) + log_p_y
-            if part == "unlabelled":  # U(x) = E_q(y|x)[L(x, y) - log q(y|x)]; log sum_y p(x, y)
-                log_q = self.classifier(ins).log_softmax(-1).T  # (K, B)
-                elbo = (log_q.exp() * (elbo - log_q)).sum(0)
-                ll = torch.logsumexp(ll, 0)
-            out_elbo[index], out_ll[index] = elbo, ll
-        return out_elbo, out_ll
-
-    @torch.no_grad()
-    def elbo(
-        self,
-        x: Any,
-        num_samples: int = 1,
-        batch_size: int = 256,
-        reduction: str = "mean",
-        y: Any = None,
-    ) -> torch.Tensor:
-        """The ELBO in nats per example: of log p(x, y) (``L(x, y)``) where the label is
-        known, of log p(x) (``U(x)``, the classes summed over exactly) where it is not;
-        ``num_samples`` draws of z. ``reduction``: ``"mean"``, ``"sum"`` or ``"none"``."""
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        check_int("num_samples", num_samples)
-        out = torch.cat(
-            [
-                finite_or_raise(self._bounds(xb, sb["y"], num_samples, MAX_ELEMENTS)[0], "the ELBO")
-                for xb, sb in self._batches(x, batch_size, validate_support=True, y=y)
-            ]
-        )
-        if reduction == "mean":
-            return out.mean()
-        return out.sum() if reduction == "sum" else out
-
-    @torch.no_grad()
-    def log_likelihood(
-        self, x: Any, num_samples: int = 1000, batch_size: int = 64, y: Any = None
-    ) -> torch.Tensor:
-        """Importance-sampled log p(x, y) where the label is known and log p(x) =
-        log sum_y p(x, y) where it is not, per item, in nats, shape ``(N,)``; ``num_samples``
-        draws z ~ q(z|x, y) per item and class."""
-        check_int("num_samples", num_samples)
-        out = []
-        for xb, sb in self._batches(x, batch_size, validate_support=True, y=y):
-            ll = self._bounds(xb, sb["y"], num_samples, MAX_ELEMENTS)[1]
-            out.append(finite_or_raise(ll, "the log-likelihood"))
-        return torch.cat(out)
+            score = estimator.direct_scorer(q, prior, lambda z, c=c: self._px(z, c), x[index])
+            chunk = estimator.chunk_size(self, math.prod(loc.shape[:-1]), num_samples, max_elements)
+            recon, kl, ll = estimator.estimate(score, num_samples, chunk)
+            kl, ll = kl - log_p_y, ll + log_p_y
+            if part == "unlabelled":  # over q(y|x): U(x) = E[L(x, y) - log q(y|x)], log p(x)
+                log_q = self.classifier(inputs[index]).log_softmax(-1).T  # (K, B)
+                q_y = log_q.exp()
+                recon, kl, ll = (q_y * recon).sum(0), (q_y * (kl + log_q)).sum(0), ll.logsumexp(0)
+            for terms, value in zip(out, (recon, kl, ll), strict=True):
+                terms[index] = value
+        return estimator.Bounds(*out)
 
 
 @contextlib.contextmanager

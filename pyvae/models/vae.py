@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import weakref
@@ -12,49 +11,33 @@ from typing import Any, ClassVar
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro import poutine
 from pyro.infer import Trace_ELBO
 from pyro.nn import PyroModule, pyro_method
 from torch import nn
 
-from . import likelihoods as _likelihoods
-from . import nets as _nets
-from . import priors as _priors
-from .capabilities import (
+from .. import likelihoods as _likelihoods
+from .. import nets as _nets
+from .. import priors as _priors
+from .._registry import lookup
+from ..capabilities import (
     CUDA_GRAPH,
     DESCRIPTIONS,
+    EVALUATE,
     FAST_PATH,
     FEATURES,
     MODEL_DEPENDENT,
     CapabilityError,
     check_feature,
 )
-from .checks import check_finite, check_int, finite_or_raise
-from .config import class_name, part_spec
-from .data import RandomOrder, batches, distinct_values, side_batches, source, targets
+from ..checks import check_finite, check_int, finite_or_raise
+from ..config import class_name, part_spec
+from ..data import RandomOrder, batches, distinct_values, side_batches, source, targets
+from ..likelihoods import LIKELIHOODS
+from ..nets import NETS
+from . import estimator
+from ._shared import build_prior, check_batch, kl_weighted
 
-__all__ = ["VAE", "PRIORS", "LIKELIHOODS", "NETS"]
-
-#: Names accepted by :meth:`VAE.build`, and the classes they make.
-PRIORS: dict[str, type[_priors.Prior]] = {
-    "normal": _priors.StandardNormal,
-    "mog": _priors.MixtureOfGaussians,
-    "vamp": _priors.VampPrior,
-    "flow": _priors.FlowPrior,
-}
-LIKELIHOODS: dict[str, type[_likelihoods.Likelihood]] = {
-    "bernoulli": _likelihoods.Bernoulli,
-    "continuous_bernoulli": _likelihoods.ContinuousBernoulli,
-    "gaussian": _likelihoods.Gaussian,
-    "laplace": _likelihoods.Laplace,
-    "poisson": _likelihoods.Poisson,
-    "negative_binomial": _likelihoods.NegativeBinomial,
-    "discretized_logistic": _likelihoods.DiscretizedLogistic,
-}
-NETS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
-    "mlp": (_nets.MLPEncoder, _nets.MLPDecoder),
-    "conv": (_nets.ConvEncoder, _nets.ConvDecoder),
-}
+__all__ = ["VAE"]
 
 _instance_ids = itertools.count()
 
@@ -64,26 +47,6 @@ def _forget_params(prefix: str) -> None:
     store = pyro.get_param_store()
     for name in [n for n in store.keys() if n.startswith(prefix + ".")]:
         del store[name]
-
-
-def _lookup(kind: str, table: Mapping[str, Any], name: str) -> Any:
-    if name not in table:
-        raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(table))}")
-    return table[name]
-
-
-@contextlib.contextmanager
-def _kl_weight(weight: float):
-    """Scale the z sites by ``weight`` (the KL weight beta); weight 0 masks them out,
-    since ``poutine.scale`` refuses 0."""
-    if weight == 1:
-        yield
-    elif weight == 0:
-        with poutine.mask(mask=False):
-            yield
-    else:
-        with poutine.scale(scale=weight):
-            yield
 
 
 class VAE(PyroModule):
@@ -234,25 +197,18 @@ class VAE(PyroModule):
             raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}") from None
         if not input_shape or min(input_shape) < 1:
             raise ValueError(f"input_shape must be non-empty and positive, got {input_shape}")
-        prior_kwargs = dict(prior_kwargs or {})
         net_kwargs = dict(net_kwargs or {})
         if isinstance(likelihood, str):
-            likelihood = _lookup("likelihood", LIKELIHOODS, likelihood)(**(likelihood_kwargs or {}))
+            likelihood = lookup("likelihood", LIKELIHOODS, likelihood)(**(likelihood_kwargs or {}))
         if isinstance(net, str):
-            enc_cls, dec_cls = _lookup("net", NETS, net)
+            enc_cls, dec_cls = lookup("net", NETS, net)
         else:
             raise TypeError(f"net must be one of {sorted(NETS)}; for your own nets use VAE(...)")
         out_shape = _nets.decoder_output_shape(input_shape, likelihood.params_per_value)
         encoder_shape, decoder_dim = cls.net_shapes(input_shape, z_dim, net, **kwargs)
         encoder = enc_cls(encoder_shape, z_dim, **net_kwargs)
         decoder = dec_cls(decoder_dim, out_shape, **net_kwargs)
-        if isinstance(prior, str):
-            prior_cls = _lookup("prior", PRIORS, prior)
-            if prior_cls is _priors.VampPrior:
-                prior_kwargs.setdefault("input_shape", input_shape)
-            prior = prior_cls(z_dim, **prior_kwargs)
-        if prior.z_dim != z_dim:
-            raise ValueError(f"the prior has z_dim={prior.z_dim} but z_dim={z_dim}")
+        prior = build_prior(prior, z_dim, input_shape, prior_kwargs)
         return cls(encoder, decoder, prior, likelihood, input_shape=input_shape, **kwargs)
 
     @classmethod
@@ -343,7 +299,7 @@ class VAE(PyroModule):
             if batch_size is None:
                 raise ValueError("model(None) generates data and needs batch_size=...")
             return None, batch_size, self.device
-        _check_batch(x)
+        check_batch(x)
         return (x if x.is_floating_point() else x.float()), x.shape[0], x.device
 
     @pyro_method
@@ -369,7 +325,7 @@ class VAE(PyroModule):
         x, batch, device = self._model_input(x, batch_size)
         prior = self.prior(self.encoder)
         with self._plate(batch, num_data, device):
-            with _kl_weight(kl_weight):
+            with kl_weighted(kl_weight):
                 z = pyro.sample("z", prior)
             px = self.likelihood(self.decoder(z), len(self.input_shape))
             return pyro.sample("x", px, obs=x)
@@ -389,19 +345,19 @@ class VAE(PyroModule):
         """
         if x is None:
             raise ValueError("the guide needs data x (it is q(z|x))")
-        _check_batch(x)
+        check_batch(x)
         loc, scale = self.encoder(self.likelihood.encoder_input(x))
         with self._plate(x.shape[0], num_data, x.device):
-            with _kl_weight(kl_weight):
+            with kl_weighted(kl_weight):
                 return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def default_elbo(self, torch_optimizer: bool = True) -> Any:
         """The objective :func:`pyvae.fit` trains with when given none: ``Trace_ELBO``'s
         estimator, computed without recording traces (:class:`pyvae.objectives.DirectELBO`)
-        when ``fit`` steps a torch optimizer (``torch_optimizer``) and this VAE's model and
-        guide are :class:`VAE`'s own, else a fresh ``pyro.infer.Trace_ELBO()``. Variants
+        when ``fit`` steps a torch optimizer (``torch_optimizer``) and this VAE supports
+        ``"fast_path"``, else a fresh ``pyro.infer.Trace_ELBO()``. Variants
         with another objective override it."""
-        from .objectives import DirectELBO
+        from ..objectives import DirectELBO
 
         if torch_optimizer and self.supports(FAST_PATH):
             return DirectELBO(self)
@@ -528,34 +484,60 @@ class VAE(PyroModule):
         """The evidence lower bound in nats per example.
 
         ``E_q[log p(x|z) + log p(z) - log q(z|x)]`` estimated with ``num_samples`` draws
-        of z per item (vectorised), computed from Pyro traces of :meth:`guide` and
-        :meth:`model` (:func:`pyvae.evaluate.elbo_terms`), so it holds for any prior and
-        likelihood. ``reduction``: ``"mean"`` (a scalar, the
-        dataset's ELBO per example), ``"sum"`` or ``"none"`` (one value per item, shape
-        ``(N,)``).
+        of z per item (vectorised) by :meth:`bounds`, from Pyro traces of :meth:`guide`
+        and :meth:`model`, so it holds for any prior and likelihood. ``reduction``:
+        ``"mean"`` (a scalar, the dataset's ELBO per example), ``"sum"`` or ``"none"``
+        (one value per item, shape ``(N,)``). ``side``: a variant's side information by
+        name (e.g. ``c=...``, ``y=...``), if not in ``x``'s targets.
         """
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        from .evaluate import elbo_terms
-
-        terms = elbo_terms(self, x, num_samples=num_samples, batch_size=batch_size, **side)
-        out = terms["elbo"]
+        bounds = estimator.per_item(self, x, num_samples, batch_size, **side)
+        finite_or_raise(bounds.reconstruction, "the reconstruction term")
+        out = bounds.reconstruction - finite_or_raise(bounds.kl, "the KL term")
         if reduction == "mean":
             return out.mean()
         return out.sum() if reduction == "sum" else out
 
+    @torch.no_grad()
     def log_likelihood(
-        self, x: Any, num_samples: int = 1000, batch_size: int = 64, **side: Any
+        self,
+        x: Any,
+        num_samples: int = 1000,
+        batch_size: int = 64,
+        max_elements: int = estimator.MAX_ELEMENTS,
+        **side: Any,
     ) -> torch.Tensor:
-        """Importance-sampled log p(x) per item, in nats, shape ``(N,)``
-        (see :func:`pyvae.evaluate.log_likelihood`)."""
-        from .evaluate import log_likelihood
+        """Importance-sampled log p(x) per item, in nats, shape ``(N,)``:
+        ``logsumexp_s [log p(x, z_s) - log q(z_s|x)] - log S`` with S = ``num_samples``
+        draws from q(z|x) (Burda et al. 2016), a stochastic lower bound that rises towards
+        log p(x) as S grows (S = 1 is the ELBO). Draws are scored ``batch_size`` items at a
+        time in chunks that keep decoder outputs under ``max_elements`` values
+        (:func:`pyvae.models.estimator.estimate`), so S = 5000 fits in memory."""
+        bounds = estimator.per_item(self, x, num_samples, batch_size, max_elements, **side)
+        return finite_or_raise(bounds.log_likelihood, "the log-likelihood")
 
-        return log_likelihood(self, x, num_samples=num_samples, batch_size=batch_size, **side)
+    @torch.no_grad()
+    def bounds(
+        self,
+        x: torch.Tensor,
+        num_samples: int = 1,
+        max_elements: int = estimator.MAX_ELEMENTS,
+        **side: Any,
+    ) -> estimator.Bounds:
+        """The ELBO's terms and the importance-sampled log p(x) of each item of the batch
+        ``x`` ``(B, *input_shape)`` from ``num_samples`` draws, each ``(B,)``
+        (:class:`pyvae.models.estimator.Bounds`): scored from Pyro traces of the guide and
+        model, or from the parts where this VAE supports ``"fast_path"``
+        (:func:`pyvae.models.estimator.scorer`). ``side``: the batch's side information.
+        A variant whose sites do not all lie in the plate ``"data"`` overrides it."""
+        self.require(EVALUATE, instead="override VAE.bounds for this model")
+        chunk = estimator.chunk_size(self, len(x), num_samples, max_elements)
+        return estimator.estimate(estimator.scorer(self, x, **side), num_samples, chunk)
 
     def save(self, path: str, overwrite: bool = False):
         """Save this VAE to ``path`` safely (see :func:`pyvae.io.save`)."""
-        from .io import save
+        from ..io import save
 
         return save(self, path, overwrite=overwrite)
 
@@ -601,15 +583,3 @@ class VAE(PyroModule):
                 f"data items have shape {tuple(x.shape[1:])} (data shape {tuple(x.shape)}) "
                 f"but this VAE was built for input_shape={self.input_shape}{hint}"
             )
-
-
-def _check_batch(x: Any) -> None:
-    if not isinstance(x, torch.Tensor):
-        hint = (
-            " (a DataLoader over (x, label) gives lists: use x, _ = batch)"
-            if isinstance(x, (list, tuple))
-            else ""
-        )
-        raise TypeError(
-            f"x must be a tensor of shape (batch, *input_shape), got {type(x).__name__}{hint}"
-        )
