@@ -63,8 +63,7 @@ def log_likelihood(
     ``side``: a variant's side information by name, if not in ``data``'s targets.
     """
     vae.require(EVALUATE, instead=_INSTEAD)
-    bounds = per_item(vae, data, num_samples, batch_size, max_elements, **side)
-    return finite_or_raise(bounds.log_likelihood, "the log-likelihood")
+    return vae.log_likelihood(data, num_samples, batch_size, max_elements, **side)
 
 
 @torch.no_grad()
