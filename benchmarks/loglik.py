@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pyvae import VAE, data, evaluate, likelihoods, nets, priors
+from pyvae.models import estimator
 
 
 @torch.no_grad()
@@ -67,7 +68,7 @@ def main() -> None:
     fit(vae, train.data.flatten(1), epochs=args.train_epochs, progress=False, device=args.device)
     x = test.data[: args.n].flatten(1).float().to(args.device)
     batch = 64
-    chunk = evaluate._chunk(vae, batch, args.num_samples, evaluate.MAX_ELEMENTS)
+    chunk = estimator.chunk_size(vae, batch, args.num_samples, evaluate.MAX_ELEMENTS)
 
     hand_written(vae, x[:batch], min(args.num_samples, chunk), batch, chunk)  # warm up
     evaluate.log_likelihood(vae, x[:batch], num_samples=min(args.num_samples, chunk))

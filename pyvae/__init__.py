@@ -22,6 +22,7 @@ from . import (
     hierarchical,
     iwae,
     likelihoods,
+    models,
     nets,
     posteriors,
     priors,
@@ -29,10 +30,11 @@ from . import (
 )
 from ._version import __version__
 from .capabilities import CapabilityError
-from .conditional import ConditionalVAE
 from .io import load, save
-from .model import LIKELIHOODS, NETS, PRIORS, VAE
-from .semisupervised import SemiSupervisedVAE
+from .likelihoods import LIKELIHOODS
+from .models import VAE, ConditionalVAE, SemiSupervisedVAE
+from .nets import NETS
+from .priors import PRIORS
 from .train import fit
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ __all__ = [
     "evaluate",
     "hierarchical",
     "iwae",
+    "models",
     "posteriors",
     "priors",
     "likelihoods",

@@ -10,7 +10,7 @@ name                       the VAE supports ...
 =========================  =================================================================
 ``fast_path``              ``fit``'s traceless step: :class:`~pyvae.objectives.DirectELBO`
                            (Trace_ELBO's estimator from the parts) with a torch optimizer,
-                           and the traceless scoring of :mod:`pyvae.evaluate`
+                           and the traceless scoring of :mod:`pyvae.models.estimator`
 ``cuda_graph``             replaying that step from a CUDA graph (also needs every part to
                            declare ``capturable = True`` on its own class)
 ``distributed``            ``fit(distributed=True)`` (DistributedDataParallel)

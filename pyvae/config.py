@@ -18,9 +18,21 @@ from typing import Any
 
 __all__ = ["Configurable", "part_spec", "build_part", "find_class", "class_name", "BUILTIN_MODULES"]
 
-#: The modules whose classes (listed in their ``__all__``) a saved file may name without
-#: the user passing them in: parts and VAE variants. A variant module adds itself here.
-BUILTIN_MODULES = ["pyvae.priors", "pyvae.likelihoods", "pyvae.nets", "pyvae.model"]
+#: The public modules whose classes (listed in their ``__all__``) a saved file may name
+#: without the user passing them in: parts and VAE variants. A class is recorded under
+#: the first of them that exports it (:func:`class_name`): the VAE classes, defined in
+#: :mod:`pyvae.models`, keep the names of pyvae 0.1 (``"pyvae.model.VAE"``), so old files
+#: load and old checkpoints resume.
+BUILTIN_MODULES = [
+    "pyvae.priors",
+    "pyvae.likelihoods",
+    "pyvae.nets",
+    "pyvae.model",
+    "pyvae.conditional",
+    "pyvae.semisupervised",
+    "pyvae.posteriors",
+    "pyvae.hierarchical",
+]
 
 
 class Configurable:
@@ -49,6 +61,12 @@ class Configurable:
 
 
 def class_name(cls: type) -> str:
+    """The name a saved file records for ``cls``: ``"module.Name"`` of the first of
+    :data:`BUILTIN_MODULES` that exports it (``"pyvae.model.VAE"``, though the class is
+    defined in :mod:`pyvae.models.vae`), else ``"module.QualName"`` where it is defined."""
+    for name, known in _builtin_classes().items():
+        if known is cls:
+            return name
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -75,12 +93,14 @@ def part_spec(part: Any) -> dict[str, Any] | None:
 
 
 def _builtin_classes() -> dict[str, type]:
-    out = {}
+    """``{"module.Name": class}`` for the classes :data:`BUILTIN_MODULES` export, each
+    under the first module that exports it."""
+    out: dict[str, type] = {}
     for module in map(importlib.import_module, BUILTIN_MODULES):
         for name in module.__all__:
             obj = getattr(module, name)
-            if isinstance(obj, type):
-                out[class_name(obj)] = obj
+            if isinstance(obj, type) and obj not in out.values():
+                out[f"{module.__name__}.{name}"] = obj
     return out
 
 

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from .model import VAE
+from .models.vae import VAE
 from .nets import decoder_output_shape
 
 __all__ = ["ContractError", "check_parts"]

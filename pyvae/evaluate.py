@@ -1,13 +1,13 @@
 """Evaluation: importance-sampled log-likelihood, the ELBO's two terms, bits per dimension,
 active latent units and KL per latent dimension.
 
-Everything works from Pyro traces of ``vae.guide`` and ``vae.model`` run inside an extra
-``pyro.plate("particles", S, dim=-2)``, so S draws of z for a batch of B items are
-scored in one vectorised pass, for any prior and likelihood (also your own). A variant's
-side information (labels, a context) is passed to both by name, as in ``fit``. A plain
-:class:`~pyvae.VAE` (model and guide not overridden) takes a faster path with the same
-numbers: its parts are called directly, without recording traces (where the VAE supports
-``"fast_path"``, :mod:`pyvae.capabilities`).
+The numbers come from the one estimator, :mod:`pyvae.models.estimator`: Pyro traces of
+``vae.guide`` and ``vae.model`` run inside an extra ``pyro.plate("particles", S,
+dim=-2)``, so S draws of z for a batch of B items are scored in one vectorised pass, for
+any prior and likelihood (also your own). A variant's side information (labels, a
+context) is passed to both by name, as in ``fit``. A VAE that supports ``"fast_path"``
+(:mod:`pyvae.capabilities`) takes a faster path with the same numbers: its parts are
+called directly, without recording traces.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pyro
 import torch
-from pyro import poutine
-from pyro.poutine.util import site_is_subsample
 
-from .capabilities import CLOSED_FORM_KL, EVALUATE, FAST_PATH
-from .checks import check_int, finite_or_raise
+from .capabilities import CLOSED_FORM_KL, EVALUATE
+from .checks import finite_or_raise
+from .models.estimator import MAX_ELEMENTS, per_item, scorer
 
 __all__ = [
     "log_weights",
@@ -30,76 +28,10 @@ __all__ = [
     "bits_per_dim",
     "active_units",
     "kl_per_dim",
+    "MAX_ELEMENTS",
 ]
 
 _INSTEAD = "use the VAE's own elbo() and log_likelihood()"
-
-#: Default bound on decoder-output elements per vectorised pass (~128 MB of float32).
-MAX_ELEMENTS = 2**25
-
-
-def _sites(trace) -> list[dict]:
-    return [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
-
-
-def _traces(vae, x: torch.Tensor, num_samples: int, **side: Any):
-    """Guide and replayed model traces with ``num_samples`` particles, log-probs computed."""
-    with pyro.plate("particles", num_samples, dim=-2):
-        guide_trace = poutine.trace(vae.guide).get_trace(x, **side)
-        model = poutine.replay(vae.model, trace=guide_trace)
-        model_trace = poutine.trace(model).get_trace(x, **side)
-    guide_trace.compute_log_prob()
-    model_trace.compute_log_prob()
-    for site in _sites(model_trace) + _sites(guide_trace):
-        if site["log_prob"].shape[-1:] not in ((), (1,), (len(x),)):
-            raise ValueError(
-                f"{type(vae).__name__}'s site {site['name']!r} does not hold one value per "
-                f"item of the batch ({tuple(site['log_prob'].shape)}): pyvae.evaluate scores "
-                "models whose sites lie in one plate over the batch; use the VAE's own "
-                "elbo() and log_likelihood()"
-            )
-    return model_trace, guide_trace
-
-
-def _scorer(vae, x: torch.Tensor, **side: Any):
-    """A function ``score(num_samples) -> (log p(x|z_s), log q(z_s|x) - log p(z_s))`` for
-    fresh draws z_s ~ q(z|x) of each item of the batch ``x``, each of shape
-    ``(num_samples, B)``.
-
-    For a plain :class:`~pyvae.VAE` the terms come straight from its parts (as
-    :class:`~pyvae.objectives.DirectELBO` computes them, with the same draws as the traced
-    path), q(z|x) and p(z) built once for the batch; otherwise from Pyro traces of its
-    guide and model, which holds for any model and guide."""
-    if side or not vae.supports(FAST_PATH):  # side: a variant's side information
-        return lambda num_samples: _traced_terms(vae, x, num_samples, **side)
-    loc, scale = vae.encoder(vae.likelihood.encoder_input(x))
-    q = pyro.distributions.Normal(loc, scale).to_event(1)
-    prior = vae.prior(vae.encoder)
-    xf = x if x.is_floating_point() else x.float()
-
-    def score(num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-        z = q.rsample((num_samples,))
-        log_px = vae.likelihood(vae.decoder(z), len(vae.input_shape)).log_prob(xf)
-        return log_px.expand(num_samples, len(x)), q.log_prob(z) - prior.log_prob(z)
-
-    return score
-
-
-def _traced_terms(
-    vae, x: torch.Tensor, num_samples: int, **side: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    shape = (num_samples, len(x))
-    model_trace, guide_trace = _traces(vae, x, num_samples, **side)
-    recon = torch.zeros(shape, device=x.device)
-    kl = torch.zeros(shape, device=x.device)
-    for site in _sites(model_trace):
-        if site["is_observed"]:
-            recon = recon + site["log_prob"].expand(shape)
-        else:
-            kl = kl - site["log_prob"].expand(shape)
-    for site in _sites(guide_trace):
-        kl = kl + site["log_prob"].expand(shape)
-    return recon, kl
 
 
 @torch.no_grad()
@@ -108,13 +40,8 @@ def log_weights(vae, x: torch.Tensor, num_samples: int, **side: Any) -> torch.Te
     the batch ``x``: shape ``(num_samples, B)``. ``side``: a variant's side information
     for the batch by name (e.g. ``c=...``, one per item), passed to its model and guide."""
     vae.require(EVALUATE, instead=_INSTEAD)
-    recon, kl = _scorer(vae, x, **side)(num_samples)
+    recon, kl = scorer(vae, x, **side)(num_samples)
     return recon - kl
-
-
-def _chunk(vae, batch: int, num_samples: int, max_elements: int) -> int:
-    per_draw = batch * math.prod(vae.input_shape) * getattr(vae.likelihood, "params_per_value", 1)
-    return max(1, min(num_samples, max_elements // max(per_draw, 1)))
 
 
 @torch.no_grad()
@@ -136,20 +63,7 @@ def log_likelihood(
     ``side``: a variant's side information by name, if not in ``data``'s targets.
     """
     vae.require(EVALUATE, instead=_INSTEAD)
-    check_int("num_samples", num_samples)
-    check_int("batch_size", batch_size)
-    check_int("max_elements", max_elements)
-    out = []
-    for xb, sb in vae._batches(data, batch_size, validate_support=True, **side):
-        chunk = _chunk(vae, len(xb), num_samples, max_elements)
-        score = _scorer(vae, xb, **sb)
-        pieces = []
-        for start in range(0, num_samples, chunk):
-            recon, kl = score(min(chunk, num_samples - start))
-            pieces.append(torch.logsumexp(recon - kl, dim=0))
-        ll = torch.logsumexp(torch.stack(pieces), dim=0) - math.log(num_samples)
-        out.append(finite_or_raise(ll, "the log-likelihood"))
-    return torch.cat(out)
+    return vae.log_likelihood(data, num_samples, batch_size, max_elements, **side)
 
 
 @torch.no_grad()
@@ -160,15 +74,10 @@ def elbo_terms(
     ``reconstruction`` = E_q[log p(x|z)] and ``kl`` = E_q[log q(z|x) - log p(z)] (Monte
     Carlo with ``num_samples`` draws), ``elbo = reconstruction - kl``."""
     vae.require(EVALUATE, instead=_INSTEAD)
-    check_int("num_samples", num_samples)
-    check_int("batch_size", batch_size)
-    recon, kl = [], []
-    for xb, sb in vae._batches(data, batch_size, validate_support=True, **side):
-        r, k = _scorer(vae, xb, **sb)(num_samples)
-        recon.append(finite_or_raise(r.mean(0), "the reconstruction term"))
-        kl.append(finite_or_raise(k.mean(0), "the KL term"))
-    recon_t, kl_t = torch.cat(recon), torch.cat(kl)
-    return {"elbo": recon_t - kl_t, "reconstruction": recon_t, "kl": kl_t}
+    bounds = per_item(vae, data, num_samples, batch_size, **side)
+    recon = finite_or_raise(bounds.reconstruction, "the reconstruction term")
+    kl = finite_or_raise(bounds.kl, "the KL term")
+    return {"elbo": recon - kl, "reconstruction": recon, "kl": kl}
 
 
 def bits_per_dim(nats: torch.Tensor | float, input_shape: tuple[int, ...]) -> torch.Tensor | float:

@@ -17,7 +17,7 @@ from ._files import atomic_write, read_payload, write_payload
 from .config import build_part, find_class
 
 if TYPE_CHECKING:
-    from .model import VAE
+    from .models.vae import VAE
 
 __all__ = ["save", "load", "read", "atomic_write", "FORMAT_VERSION"]
 

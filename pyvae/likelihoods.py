@@ -419,3 +419,17 @@ class BetaBinomial(Likelihood):
 
     def extra_repr(self) -> str:
         return f"total_count={self.total_count}, min_concentration={self.min_concentration}"
+
+
+#: Names accepted by :meth:`pyvae.VAE.build` (``likelihood=...``), and the classes they make.
+LIKELIHOODS: dict[str, type[Likelihood]] = {
+    "bernoulli": Bernoulli,
+    "continuous_bernoulli": ContinuousBernoulli,
+    "gaussian": Gaussian,
+    "laplace": Laplace,
+    "poisson": Poisson,
+    "negative_binomial": NegativeBinomial,
+    "discretized_logistic": DiscretizedLogistic,
+    "beta_binomial": BetaBinomial,
+}
+__all__ += ["LIKELIHOODS"]  # listed here, beside its table

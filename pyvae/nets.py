@@ -29,6 +29,8 @@ from torch import nn
 from .config import Configurable
 
 __all__ = [
+    "NETS",
+    "CLASSIFIERS",
     "MLPEncoder",
     "MLPDecoder",
     "ConvEncoder",
@@ -267,3 +269,15 @@ class ConvClassifier(ConvEncoder):
         batch = x.shape[:-3]
         h = self.convs(x.reshape(-1, *self.input_shape)).flatten(1)
         return self.head(h).reshape(*batch, self.num_classes)
+
+
+#: Names accepted by :meth:`pyvae.VAE.build` (``net=...``): (encoder, decoder) classes.
+NETS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "mlp": (MLPEncoder, MLPDecoder),
+    "conv": (ConvEncoder, ConvDecoder),
+}
+#: Classifier networks q(y|x) by the same names (:meth:`pyvae.SemiSupervisedVAE.build`).
+CLASSIFIERS: dict[str, type[nn.Module]] = {
+    "mlp": MLPClassifier,
+    "conv": ConvClassifier,
+}

@@ -19,7 +19,7 @@ import torch
 from .capabilities import FAST_PATH
 
 if TYPE_CHECKING:
-    from .model import VAE
+    from .models.vae import VAE
 
 __all__ = ["DirectELBO"]
 

@@ -37,6 +37,7 @@ from .checks import check_int
 from .config import Configurable
 
 __all__ = [
+    "PRIORS",
     "Prior",
     "StandardNormal",
     "MixtureOfGaussians",
@@ -211,3 +212,12 @@ def tempered(prior: dist.TorchDistribution, temperature: float) -> dist.TorchDis
         f"cannot apply a temperature to a {type(inner).__name__} prior: supported are normal, "
         "mixture-of-normal and flow priors"
     )
+
+
+#: Names accepted by :meth:`pyvae.VAE.build` (``prior=...``), and the classes they make.
+PRIORS: dict[str, type[Prior]] = {
+    "normal": StandardNormal,
+    "mog": MixtureOfGaussians,
+    "vamp": VampPrior,
+    "flow": FlowPrior,
+}
