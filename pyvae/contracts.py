@@ -12,8 +12,8 @@ against the data). :func:`check_parts` runs the parts once on a batch and raises
 What it checks (under ``torch.no_grad``, with every module in eval mode and its mode
 restored afterwards; it changes no parameter or buffer and draws no random numbers):
 
-- for a VAE whose ``model`` and ``guide`` are :class:`~pyvae.VAE`'s own (the models the
-  fast path trains), the whole chain of the guide and the model:
+- for a VAE that declares the fast path (``vae.supports("fast_path")``: its ``model`` and
+  ``guide`` are :class:`~pyvae.VAE`'s), the whole chain of the guide and the model:
 
   - encoder: ``encoder(likelihood.encoder_input(x))`` is ``(loc, scale)``, both of shape
     ``(B, z_dim)``, ``loc`` finite, ``scale`` finite and > 0;
@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from .capabilities import FAST_PATH
 from .models.vae import VAE
 from .nets import decoder_output_shape
 
@@ -82,7 +83,7 @@ def check_parts(vae: VAE, x: torch.Tensor, **side: Any) -> None:
     if tuple(x.shape[1:]) != vae.input_shape:
         raise ValueError(f"x must have shape (B, *{vae.input_shape}), got {tuple(x.shape)}")
     with _eval_mode(vae):
-        if type(vae).model is VAE.model and type(vae).guide is VAE.guide:
+        if vae.supports(FAST_PATH):  # VAE's own model and guide, declared
             loc = _check_encoder(vae, x)
             _check_prior(vae, len(x))
             raw = _check_decoder(vae, loc)

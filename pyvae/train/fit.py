@@ -12,7 +12,7 @@ import torch
 from pyro.infer.elbo import ELBO
 
 from ..callbacks import Callback
-from ..model import VAE
+from ..models import VAE
 from .config import TrainConfig
 from .trainer import Trainer
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..capabilities import CHECKPOINT, DISTRIBUTED
 from ..contracts import check_parts
-from ..model import VAE
+from ..models import VAE
 from ..objectives import DirectELBO
 from .checkpointer import Checkpointer, NoCheckpoints, Position, data_fingerprint
 from .config import TrainConfig
