@@ -19,6 +19,7 @@ num_classes)``) for q(y|x) in the semi-supervised VAE.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -38,6 +39,7 @@ __all__ = [
     "MLPClassifier",
     "ConvClassifier",
     "decoder_output_shape",
+    "ACTIVATIONS",
 ]
 
 MIN_SCALE = 1e-4  # floor on the encoder's posterior scale, for numerical safety
@@ -49,7 +51,35 @@ def decoder_output_shape(input_shape: Sequence[int], params_per_value: int) -> t
     return (params_per_value * shape[0], *shape[1:])
 
 
-def _mlp(sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
+#: The hidden layers' activations by name (``activation="softplus"``): names are plain
+#: data, so a model that uses one saves and loads.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "softplus": nn.Softplus,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+def _activation(activation: str | type[nn.Module]) -> type[nn.Module]:
+    """The activation class of a name in :data:`ACTIVATIONS` (or a class, kept)."""
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
+        return activation
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {activation!r}; valid names: {', '.join(sorted(ACTIVATIONS))}"
+        )
+    return ACTIVATIONS[activation]
+
+
+def _mlp(sizes: Sequence[int], activation: str | type[nn.Module]) -> nn.Sequential:
+    for size in sizes[1:-1]:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"hidden layer sizes must be integers >= 1, got {list(sizes[1:-1])}")
+    activation = _activation(activation)
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b))
@@ -72,7 +102,8 @@ def _check_shape(x: torch.Tensor, shape: tuple[int, ...], who: str) -> None:
 
 
 class MLPEncoder(Configurable, nn.Module):
-    """Fully connected encoder: flatten ``input_shape``, ``hidden`` ReLU layers, (loc, scale).
+    """Fully connected encoder: flatten ``input_shape``, ``hidden`` layers (``activation``:
+    a name in :data:`ACTIVATIONS`, ReLU by default), then (loc, scale).
 
     ``hidden=()`` gives a linear encoder.
     """
@@ -84,7 +115,7 @@ class MLPEncoder(Configurable, nn.Module):
         input_shape: Sequence[int],
         z_dim: int,
         hidden: Sequence[int] = (512, 256),
-        activation: type[nn.Module] = nn.ReLU,
+        activation: str | type[nn.Module] = "relu",
     ):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -110,7 +141,7 @@ class MLPDecoder(Configurable, nn.Module):
         z_dim: int,
         output_shape: Sequence[int],
         hidden: Sequence[int] = (256, 512),
-        activation: type[nn.Module] = nn.ReLU,
+        activation: str | type[nn.Module] = "relu",
     ):
         super().__init__()
         self.z_dim = z_dim
@@ -234,7 +265,7 @@ class MLPClassifier(Configurable, nn.Module):
         input_shape: Sequence[int],
         num_classes: int,
         hidden: Sequence[int] = (512, 256),
-        activation: type[nn.Module] = nn.ReLU,
+        activation: str | type[nn.Module] = "relu",
     ):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)

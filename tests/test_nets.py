@@ -160,3 +160,24 @@ def test_conv_nets_with_default_settings_on_odd_image_size():
     loc, scale = enc(torch.rand(2, *shape))
     assert loc.shape == scale.shape == (2, Z)
     assert dec(loc).shape == (2, 6, 17, 23)
+
+
+def test_activations_by_name_save_and_load(tmp_path):
+    import pyvae
+    from pyvae import VAE
+
+    vae = VAE.build((1, 8, 8), z_dim=2, net_kwargs={"hidden": (8,), "activation": "softplus"})
+    assert isinstance(vae.encoder.net[1], nn.Softplus) and isinstance(
+        vae.decoder.net[1], nn.Softplus
+    )
+    vae.save(tmp_path / "m.pt")
+    loaded = pyvae.load(tmp_path / "m.pt")
+    assert isinstance(loaded.decoder.net[1], nn.Softplus)
+    with pytest.raises(ValueError, match="unknown activation 'softmax'; valid names: elu"):
+        nets.MLPEncoder((4,), 2, activation="softmax")
+
+
+@pytest.mark.parametrize("hidden", [(0,), (8, -1), (2.5,), (True,)])
+def test_hidden_sizes_must_be_positive_integers(hidden):
+    with pytest.raises(ValueError, match="hidden layer sizes must be integers >= 1"):
+        nets.MLPDecoder(2, (4,), hidden=hidden)
