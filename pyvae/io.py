@@ -58,7 +58,9 @@ def read(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     payload = read_payload(path, FORMAT, FORMAT_VERSION, "model file", map_location)
     for key in ("config", "state_dict"):
         if not isinstance(payload.get(key), dict):
-            raise ValueError(f"{path} is a damaged pyvae model file: its {key} is missing")
+            raise ValueError(
+                f"{path} is a damaged pyvae model file: its {key} is missing or not a dict"
+            )
     odd = [k for k, v in payload["state_dict"].items() if not isinstance(v, torch.Tensor)]
     if odd or not all(isinstance(k, str) for k in payload["state_dict"]):
         raise ValueError(f"{path} is a damaged pyvae model file: {odd[:3]} are not tensors")
