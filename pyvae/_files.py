@@ -10,7 +10,10 @@ refuses pickled code (``torch.load(weights_only=True)``, ``np.load(allow_pickle=
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +24,9 @@ import torch
 
 __all__ = [
     "atomic_write",
+    "remove_stale_temporaries",
+    "check_map_location",
+    "check_file",
     "write_bytes",
     "write_payload",
     "read_payload",
@@ -30,21 +36,83 @@ __all__ = [
 ]
 
 
+#: The host name as it appears in a temporary file's name (letters, digits and "-").
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+#: A temporary file of :func:`atomic_write`: ``.NAME.HOST.PID.XXXXXXXX.tmp``.
+_TEMPORARY = re.compile(
+    r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp$"
+)
+#: What torch's zip writer says when a write falls short (a full disk, a quota).
+_SHORT_WRITE = ("unexpected pos", "file write failed")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; an absurd pid
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that writes to ``folder`` left when their process was
+    killed (SIGKILL, a power cut): those of :func:`atomic_write` whose process, on this
+    machine, is gone, and those of older pyvae releases (``.NAME.XXXXXXXX.tmp``, no
+    process id) for the file ``name``. Returns the removed paths."""
+    folder = Path(folder)
+    legacy = re.compile(rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp$") if name else None
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        stale = bool(match and match["host"] == _HOST and not _alive(int(match["pid"])))
+        if stale or (legacy is not None and legacy.match(entry.name)):
+            try:
+                os.remove(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:  # gone already, or not ours to remove
+                pass
+    return removed
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    return isinstance(error, RuntimeError) and any(s in str(error) for s in _SHORT_WRITE)
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[str], Any], overwrite: bool = False
 ) -> Path:
     """Call ``write(tmp_path)`` and then move the result to ``path`` in one rename.
 
     Refuses a folder as ``path``, and an existing file unless ``overwrite``; makes the
-    missing parent folders. Returns ``path`` as a :class:`~pathlib.Path`.
+    missing parent folders. The temporary file is named ``.NAME.HOST.PID.XXXXXXXX.tmp``;
+    those a killed process left in the folder are removed first
+    (:func:`remove_stale_temporaries`). A full disk is an ``OSError`` (ENOSPC) naming
+    ``path``, with the previous file left as it was. Returns ``path`` as a
+    :class:`~pathlib.Path`.
     """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give a file path such as {path / 'model.pt'}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path.parent, path.name)
+    prefix = f".{path.name}.{_HOST}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -54,9 +122,16 @@ def atomic_write(
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if _disk_full(e):
+            kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on device: {path} was not written ({kept}); free some space "
+                "and save again",
+            ) from None
         raise
     return path
 
@@ -79,25 +154,70 @@ def write_payload(
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite)
 
 
+def check_map_location(map_location: Any) -> None:
+    """A clear error for a ``map_location`` this machine cannot honour: a string that
+    names no device, CUDA where there is none, a CUDA device it does not have."""
+    if not isinstance(map_location, (str, torch.device)):
+        return  # a dict or a function: torch.load checks it
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"map_location={map_location!r} is not a device; use e.g. 'cpu', 'cuda' or 'cuda:1'"
+        ) from None
+    if device.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"map_location={map_location!r}, but CUDA is not available on this machine: load "
+            "with map_location='cpu' (the default)"
+        )
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ValueError(
+            f"map_location={map_location!r}, but this machine has {count} CUDA device(s): "
+            f"cuda:0 to cuda:{count - 1}"
+        )
+
+
+def check_file(path: Path, what: str, example: str) -> None:
+    """A clear error unless ``path`` is an existing file: missing (FileNotFoundError) or a
+    folder (IsADirectoryError, naming ``example`` or the ``.pt`` files in it)."""
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.pt"))
+        name = example if example in found or not found else found[0]
+        others = f" (it holds {', '.join(found)})" if len(found) > 1 else ""
+        raise IsADirectoryError(
+            f"{path} is a folder, not a {what}: pass the file in it, e.g. {path / name}{others}"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+
+
 def read_payload(
     path: str | os.PathLike,
     format: str,
     version: int,
     what: str,
     map_location: Any = "cpu",
+    example: str = "model.pt",
 ) -> dict[str, Any]:
     """The contents of a file written by :func:`write_payload` with this ``format`` and
     ``version``, read with ``torch.load(weights_only=True)`` (no code is unpickled).
 
     ``what`` names the kind of file in the errors ("model file", "checkpoint"): a missing
-    file raises FileNotFoundError; a corrupt, truncated or code-holding one, one of another
-    format or of another version raise ValueError.
+    file raises FileNotFoundError, a folder IsADirectoryError (naming ``example``, the
+    file to pass instead), a ``map_location`` this machine lacks ValueError; a corrupt,
+    truncated or code-holding file, one of another format or of another version raise
+    ValueError.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+    check_file(path, what, example)
+    check_map_location(map_location)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:  # unreadable by this user
+        raise
     except Exception as e:  # unpickling refused, truncated or corrupt file
         raise ValueError(
             f"{path} is not a loadable pyvae {what} (truncated, corrupt or not made by pyvae; "

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._files import atomic_write
+from ._files import atomic_write, check_file, check_map_location
 
 __all__ = ["CHECKPOINT_NAME", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
 
@@ -60,9 +60,11 @@ def save_checkpoint(path: str | os.PathLike, **contents: Any) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`, refusing anything else."""
     path = Path(path)
+    check_file(path, "checkpoint", CHECKPOINT_NAME)
+    check_map_location(map_location)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
+    except PermissionError:  # unreadable by this user
         raise
     except Exception as e:
         raise ValueError(

@@ -12,11 +12,22 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Configurable", "part_spec", "build_part", "find_class", "class_name", "BUILTIN_MODULES"]
+__all__ = [
+    "Configurable",
+    "part_spec",
+    "build_part",
+    "find_class",
+    "class_name",
+    "is_plain",
+    "unplain_argument",
+    "check_spec",
+    "BUILTIN_MODULES",
+]
 
 #: The public modules whose classes (listed in their ``__all__``) a saved file may name
 #: without the user passing them in: parts and VAE variants. A class is recorded under
@@ -75,6 +86,40 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain data that a config can hold (what JSON holds: numbers,
+    strings, booleans, None, and lists, tuples and dicts of them)."""
+    try:
+        _jsonable(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def unplain_argument(part: Any) -> tuple[str, Any] | None:
+    """``(name, value)`` of the first recorded constructor argument of ``part`` that is
+    not plain data (positional ones named by the constructor's signature); None when
+    they all are, or when none were recorded."""
+    recorded = part.__dict__.get("_init_args")
+    if recorded is None:
+        return None
+    args, kwargs = recorded
+    try:
+        parameters = list(inspect.signature(type(part).__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        parameters = []
+    positional = [
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    names = [positional[i] if i < len(positional) else f"#{i + 1}" for i in range(len(args))]
+    for name, value in [*zip(names, args, strict=True), *kwargs.items()]:
+        if not is_plain(value):
+            return name, value
+    return None
+
+
 def part_spec(part: Any) -> dict[str, Any] | None:
     """``{"class", "args", "kwargs"}`` for a part whose constructor arguments were
     recorded and are plain data; None otherwise."""
@@ -124,3 +169,19 @@ def find_class(name: str, classes: Iterable[type] = ()) -> type:
 def build_part(spec: dict[str, Any], classes: Iterable[type] = ()) -> Any:
     """Make a part from its spec; its class must be pyvae's or among ``classes``."""
     return find_class(spec["class"], classes)(*spec["args"], **spec["kwargs"])
+
+
+def check_spec(spec: Any) -> str | None:
+    """What is wrong with a part's spec as read from a file (None: nothing)."""
+    if not isinstance(spec, dict):
+        return f"a part's config must be a dict, got {type(spec).__name__}"
+    if set(spec) != {"class", "args", "kwargs"}:
+        return f"a part's config has the keys class, args, kwargs; got {sorted(map(str, spec))}"
+    if not isinstance(spec["class"], str):
+        return f"its class must be a name (a string), got {spec['class']!r}"
+    if not isinstance(spec["args"], list):
+        return f"its args must be a list, got {type(spec['args']).__name__}"
+    kwargs = spec["kwargs"]
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        return "its kwargs must be a dict with string keys"
+    return None

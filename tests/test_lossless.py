@@ -289,10 +289,20 @@ def test_damaged_files_are_refused(trained):
         lossless.decode(vae, b"\x89PNG\r\n\x1a\n" + blob[8:])
     newer = bytearray(blob)
     newer[8] += 1  # the format version
-    with pytest.raises(ValueError, match="format version 2"):
+    with pytest.raises(ValueError, match="format version 3"):
         lossless.decode(vae, bytes(newer))
     with pytest.raises(TypeError, match="bytes"):
         lossless.decode(vae, "a string")
+
+
+def test_files_of_format_version_1_still_decode(trained):
+    """Version 1 hashed the values alone; version 2 hashes the shape and dtype too."""
+    vae, x = trained
+    version, header, words = lossless._unpack(lossless.encode(vae, x[:4]))
+    assert version == lossless.FORMAT_VERSION == 2
+    header["data_sha256"] = lossless._data_digest(x[:4].long(), header["shape"], "", version=1)
+    old = lossless._pack(header, words.astype("<u4").tobytes(), version=1)
+    assert torch.equal(lossless.decode(vae, old), x[:4])
 
 
 def test_a_decoder_that_computes_differently_is_detected(trained, monkeypatch):

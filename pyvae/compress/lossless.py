@@ -42,7 +42,8 @@ in float64):
 Encoder and decoder must compute the same probabilities bit for bit: the networks run on
 the CPU in eval mode, one item at a time and single-threaded, and the probabilities are
 computed in float64 by the same code. The file records the model's fingerprint (a hash
-of its config and tensors), the sizes, a SHA-256 of the data and a SHA-256 of the file;
+of its config and tensors), the sizes, a SHA-256 of the data (its values, shape and
+dtype) and a SHA-256 of the file; every header field is checked before any work;
 :func:`decode` refuses another model or a damaged file, and checks what it decoded
 against the data's hash, so a mismatch (e.g. another torch build or CPU) is an error,
 never wrong data.
@@ -79,7 +80,9 @@ from ..likelihoods import Bernoulli, BetaBinomial, DiscretizedLogistic, Poisson
 __all__ = ["encode", "decode", "info", "fingerprint", "FORMAT_VERSION", "LATENT_BITS"]
 
 MAGIC = b"PYVAE-BB"
-FORMAT_VERSION = 1
+#: Version 2: the data hash covers the shape and dtype too. Files of version 1 still decode.
+FORMAT_VERSION = 2
+READS = (1, 2)
 #: Default bits per latent dimension: 2**12 equal-mass buckets under the prior.
 LATENT_BITS = 12
 #: Values of a count coded directly (the rest go through the escape symbol).
@@ -96,6 +99,21 @@ _GOLDEN = 0x9E3779B1  # odd: multiplying by it modulo 2**k permutes 0..2**k-1
 #: A side input per item (a ConditionalVAE's context c), each of shape (1, ...), or None.
 Side = dict[str, torch.Tensor] | None
 _INSTEAD = "use a VAE, or pyvae.compress.encode for lossy latent codes"
+#: The header's fields (``side_sha256`` only for a VAE with side information).
+HEADER_FIELDS = frozenset(
+    {
+        "model",
+        "count",
+        "shape",
+        "dtype",
+        "data_sha256",
+        "latent_bits",
+        "count_window",
+        "initial_words",
+        "versions",
+    }
+)
+OPTIONAL_FIELDS = frozenset({"side_sha256"})
 
 
 def _constriction():
@@ -402,8 +420,16 @@ def _initial_words(count: int) -> np.ndarray:
     return words
 
 
-def _data_digest(items: torch.Tensor) -> str:
-    return hashlib.sha256(items.to(torch.int64).numpy().astype("<i8").tobytes()).hexdigest()
+def _data_digest(
+    items: torch.Tensor, shape: list[int], dtype: str, version: int = FORMAT_VERSION
+) -> str:
+    """SHA-256 (hex) of the items' values and (from format version 2) of the shape and
+    dtype they are given back in."""
+    digest = hashlib.sha256()
+    if version >= 2:
+        digest.update(json.dumps([list(shape), dtype]).encode() + b"\n")
+    digest.update(items.to(torch.int64).numpy().astype("<i8").tobytes())
+    return digest.hexdigest()
 
 
 def _side(vae, data: Any, n: int, side: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -445,8 +471,14 @@ def _items(vae, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     name = str(x.dtype).removeprefix("torch.")
     if name not in DTYPES:
         raise TypeError(f"data of dtype {name} cannot be coded; supported: {', '.join(DTYPES)}")
+    single = math.prod(x.shape) == math.prod(vae.input_shape)
+    if tuple(x.shape) == vae.input_shape:
+        raise ValueError(
+            f"data of shape {tuple(x.shape)} is one item of this VAE's input_shape: the "
+            "first axis counts the items, so for a single item use x[None]"
+        )
     if x.dim() < 2 or math.prod(x.shape[1:]) != math.prod(vae.input_shape):
-        hint = "; for a single item use x[None]" if tuple(x.shape) == vae.input_shape else ""
+        hint = "; for a single item use x[None]" if single else ""
         raise ValueError(
             f"data of shape {tuple(x.shape)} does not hold items of this VAE's "
             f"input_shape={vae.input_shape} (the first axis counts the items){hint}"
@@ -454,6 +486,11 @@ def _items(vae, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     items = x.reshape(len(x), *vae.input_shape)
     if len(x):
         vae.check_data(items, validate_support=True)
+        if items.is_floating_point() and bool((torch.signbit(items) & (items == 0)).any()):
+            raise ValueError(
+                "the data holds -0.0, which is coded as the integer 0 and would come back "
+                "as 0.0: replace it first (x = x + 0.0 turns -0.0 into 0.0)"
+            )
         if isinstance(vae.likelihood, Poisson) and float(items.max()) > MAX_COUNT:
             raise ValueError(
                 f"counts up to {MAX_COUNT} can be coded; the data holds {items.max().item()}"
@@ -462,15 +499,16 @@ def _items(vae, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------- the file
-def _pack(header: dict[str, Any], payload: bytes) -> bytes:
+def _pack(header: dict[str, Any], payload: bytes, version: int = FORMAT_VERSION) -> bytes:
     head = json.dumps(header, sort_keys=True).encode()
-    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head
+    body = _PREFIX.pack(MAGIC, version, len(head)) + head
     body += _LENGTH.pack(len(payload)) + payload
     return body + hashlib.sha256(body).digest()
 
 
-def _unpack(data: bytes) -> tuple[dict[str, Any], np.ndarray]:
-    """The header and the payload words of a file, or a clear error."""
+def _unpack(data: bytes) -> tuple[int, dict[str, Any], np.ndarray]:
+    """The format version, the checked header and the payload words of a file, or a
+    clear error."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected the bytes of a compressed file, got {type(data).__name__}")
     data = bytes(data)
@@ -480,10 +518,10 @@ def _unpack(data: bytes) -> tuple[dict[str, Any], np.ndarray]:
     if size < _PREFIX.size:
         raise ValueError(f"the file is truncated: {size} bytes")
     _, version, head_size = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version not in READS:
         raise ValueError(
-            f"the file has format version {version}, this pyvae reads version {FORMAT_VERSION}: "
-            "use the pyvae release that wrote it"
+            f"the file has format version {version}, this pyvae reads versions "
+            f"{', '.join(map(str, READS))}: use the pyvae release that wrote it"
         )
     start = _PREFIX.size + head_size
     if size < start + _LENGTH.size + _DIGEST:
@@ -495,18 +533,71 @@ def _unpack(data: bytes) -> tuple[dict[str, Any], np.ndarray]:
         raise ValueError(f"the file is {problem}: {size} bytes where its header says {expected}")
     if hashlib.sha256(data[:-_DIGEST]).digest() != data[-_DIGEST:]:
         raise ValueError("the file is corrupted: its checksum (SHA-256) does not match")
-    header = json.loads(data[_PREFIX.size : start])
+    try:
+        header = json.loads(data[_PREFIX.size : start])
+    except ValueError:  # not UTF-8, not JSON
+        raise ValueError("the file is corrupted: its header is not JSON") from None
+    _check_header(header)
     payload = data[start + _LENGTH.size : -_DIGEST]
     if payload_size % 4:
         raise ValueError("the file is corrupted: the payload is not whole 32-bit words")
-    return header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    return version, header, np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+
+
+def _corrupted(what: str) -> ValueError:
+    return ValueError(f"the file is corrupted: its header's {what}")
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def _is_sha256(value: Any) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+def _check_header(header: Any) -> None:
+    """A ValueError naming the first header field that is missing, unknown or out of its
+    range (the checks that need no model; :func:`decode` checks the rest)."""
+    if not isinstance(header, dict):
+        raise ValueError(f"the file is corrupted: its header is a JSON {type(header).__name__}")
+    missing, unknown = HEADER_FIELDS - set(header), set(header) - HEADER_FIELDS - OPTIONAL_FIELDS
+    if missing or unknown:
+        what = [f"lacks {', '.join(sorted(missing))}"] if missing else []
+        what += [f"has unknown fields {', '.join(sorted(unknown))}"] if unknown else []
+        raise ValueError(f"the file is corrupted: its header {' and '.join(what)}")
+    for name in ("model", "data_sha256", *OPTIONAL_FIELDS & set(header)):
+        if not _is_sha256(header[name]):
+            raise _corrupted(f"{name} {header[name]!r} is not a SHA-256 in hex")
+    if not _is_int(header["latent_bits"], 1, 16):
+        raise _corrupted(f"latent_bits {header['latent_bits']!r} is not an integer in [1, 16]")
+    if header["count_window"] != COUNT_WINDOW:
+        raise _corrupted(f"count_window {header['count_window']!r} is not {COUNT_WINDOW}")
+    if not _is_int(header["initial_words"], 3, 2**16):
+        raise _corrupted(f"initial_words {header['initial_words']!r} is out of range")
+    if header["dtype"] not in DTYPES:
+        raise _corrupted(f"dtype {header['dtype']!r} is not one of {', '.join(DTYPES)}")
+    shape, count = header["shape"], header["count"]
+    if not _is_int(count, 0, 2**62):
+        raise _corrupted(f"count {count!r} is not a number of items")
+    if not (
+        isinstance(shape, list) and len(shape) >= 2 and all(_is_int(s, 0, 2**62) for s in shape)
+    ):
+        raise _corrupted(f"shape {shape!r} is not a shape of two or more sizes")
+    if shape[0] != count:
+        raise _corrupted(f"count {count} does not match its shape {shape}")
+    versions = header["versions"]
+    if not (isinstance(versions, dict) and all(isinstance(v, str) for v in versions.values())):
+        raise _corrupted(f"versions {versions!r} are not names and versions")
 
 
 def info(data: bytes) -> dict[str, Any]:
     """The checked header of a compressed file: ``count``, ``shape``, ``dtype``,
     ``model`` (the encoder's :func:`fingerprint`), ``latent_bits``, ``initial_bits``
     (the one-off overhead), ``payload_bytes`` and ``total_bytes``."""
-    header, words = _unpack(data)
+    _, header, words = _unpack(data)
     return {
         **header,
         "initial_bits": 32 * header["initial_words"],
@@ -550,7 +641,7 @@ def encode(vae, data: Any, *, latent_bits: int = LATENT_BITS, **side: Any) -> by
         "count": len(x),
         "shape": list(x.shape),
         "dtype": str(x.dtype).removeprefix("torch."),
-        "data_sha256": _data_digest(items),
+        "data_sha256": _data_digest(items, list(x.shape), str(x.dtype).removeprefix("torch.")),
         "latent_bits": latent_bits,
         "count_window": COUNT_WINDOW,
         "initial_words": words,
@@ -568,16 +659,21 @@ def decode(vae, data: bytes, **side: Any) -> torch.Tensor:
     ``side``: a ConditionalVAE's context ``c=...`` of each item, as given to
     :func:`encode` (checked against the hash the file records)."""
     vae.require(LOSSLESS, instead=_INSTEAD)
-    header, words = _unpack(data)
-    if header["dtype"] not in DTYPES:
-        raise ValueError(f"the file is corrupted: unknown dtype {header['dtype']!r}")
+    version, header, words = _unpack(data)
     if header["model"] != fingerprint(vae):
         raise ValueError(
             "this file was compressed with another model (fingerprint "
             f"{header['model'][:12]}..., this VAE has {fingerprint(vae)[:12]}...): "
             "decode it with the VAE that encoded it"
         )
-    count = header["count"]
+    count, shape = header["count"], header["shape"]
+    if math.prod(shape[1:]) != math.prod(vae.input_shape):
+        raise _corrupted(
+            f"shape {shape} does not hold items of this VAE's input_shape={vae.input_shape}"
+        )
+    words_needed = math.ceil(vae.z_dim * header["latent_bits"] / 32) + 2
+    if header["initial_words"] != words_needed:
+        raise _corrupted(f"initial_words {header['initial_words']} is not {words_needed}")
     side = _side(vae, None, count, side)
     if header.get("side_sha256") != (_side_digest(side) if side else None):
         raise ValueError(
@@ -588,18 +684,26 @@ def decode(vae, data: bytes, **side: Any) -> torch.Tensor:
     coder = _constriction().stream.stack.AnsCoder(words)
     try:
         with _reproducible(vae):
-            items = [codec.pop(coder, _item_side(side, i)) for i in reversed(range(count))]
+            items = []
+            for i in reversed(range(count)):
+                if coder.is_empty():  # each item ends with a push: never empty in between
+                    raise ValueError(
+                        f"the file is corrupted: it holds fewer items than its header's "
+                        f"count {count}"
+                    )
+                items.append(codec.pop(coder, _item_side(side, i)))
         items.reverse()
         x = torch.stack(items) if items else torch.zeros(0, *vae.input_shape, dtype=torch.int64)
         left = coder.get_compressed()
         same = np.array_equal(left, _initial_words(header["initial_words"]))
-        same = same and _data_digest(x) == header["data_sha256"]
+        same = same and _data_digest(x, shape, header["dtype"], version) == header["data_sha256"]
     except KeyError:  # a latent outside its posterior window: the probabilities differ
         same = False
     if not same:
         raise ValueError(
-            "decoding did not reproduce the data (its hash does not match): this machine "
-            "computes the model's probabilities differently from the one that encoded it "
-            f"(encoded with {header['versions']}, decoded with {_versions()}; or another CPU)"
+            "decoding did not reproduce the data (its hash does not match): the file's "
+            "header was altered (its count, shape or dtype), or this machine computes the "
+            "model's probabilities differently from the one that encoded it (encoded with "
+            f"{header['versions']}, decoded with {_versions()}; or another CPU)"
         )
-    return x.reshape(header["shape"]).to(getattr(torch, header["dtype"]))
+    return x.reshape(shape).to(getattr(torch, header["dtype"]))
