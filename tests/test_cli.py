@@ -115,7 +115,7 @@ def test_overwrite_keeps_the_users_other_files(tmp_path):
 
 def test_bad_options_give_clear_errors(tmp_path, capsys):
     assert main(["train", "--z-dim", "0", "--out", str(tmp_path / "a")]) == 2
-    assert "z_dim" in capsys.readouterr().err
+    assert "--z-dim" in capsys.readouterr().err
     assert main(["train", "--scale", "big", "--out", str(tmp_path / "b")]) == 2
     assert "--scale" in capsys.readouterr().err
     assert main(["train", "--dataset", "nope", "--out", str(tmp_path / "c")]) == 2

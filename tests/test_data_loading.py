@@ -478,9 +478,33 @@ def test_npy_uint8_images_get_the_image_conventions(tmp_path):
 
 
 def test_binarize_refused_for_float_files(tmp_path):
-    np.save(tmp_path / "x.npy", np.ones((5, 2)))
+    np.save(tmp_path / "x.npy", np.full((5, 2), 0.5))
     with pytest.raises(ValueError, match="binarize applies to 8-bit images"):
         data.load(tmp_path / "x.npy", binarize="static")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float32, bool], ids=str)
+@pytest.mark.parametrize("binarize", [None, "threshold", "static", "dynamic"])
+def test_files_of_0_and_1_are_binary_whatever_the_dtype(tmp_path, dtype, binarize):
+    """Values 0 and 1 only are binary data, not 8-bit pixels: kept as they are (a
+    threshold at 127 or a draw with p = x/255 would make every image black)."""
+    x = (np.random.default_rng(0).random((20, 4, 4)) < 0.5).astype(dtype)
+    np.save(tmp_path / "b.npy", x)
+    train, test = data.load(tmp_path / "b.npy", binarize=binarize, test_fraction=0.25)
+    both = torch.cat([data.as_tensor(train), data.as_tensor(test)]).float()
+    assert train.transform is None and set(both.unique().tolist()) == {0.0, 1.0}
+    assert both.sum() == x.sum()  # the same ones, none lost
+    if dtype == np.uint8:
+        assert train.shape == (1, 4, 4)  # images: a channel axis, as for 8-bit images
+
+
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"\x89PNG not an image")
+    with pytest.raises(ValueError, match="b.png: cannot read the image"):
+        data.load(tmp_path)
 
 
 def test_npz_x_and_y_split_together(tmp_path):
