@@ -300,8 +300,12 @@ def _train(args: argparse.Namespace) -> int:
         _check_run_folder(out, args)
     _check_device(args.device)
     eight_bit = args.likelihood in ("discretized_logistic", "beta_binomial")
-    binary = args.dataset.lower().replace("-", "_") in BINARY_DATASETS
-    values = args.values or ("uint8" if eight_bit and not binary else "unit")
+    if eight_bit and args.dataset.lower().replace("-", "_") in BINARY_DATASETS:
+        raise ValueError(
+            f"--likelihood {args.likelihood} models 8-bit images (0..255), but {args.dataset} "
+            "is binary (values 0 and 1): use --likelihood bernoulli"
+        )
+    values = args.values or ("uint8" if eight_bit else "unit")
     data_spec: dict[str, Any] = {
         "dataset": _data_name(args.dataset),
         "root": str(Path(args.root).expanduser().resolve()) if args.root else None,

@@ -163,6 +163,11 @@ CASES = [
     Case("device-absent", (*TRAIN, "--out", "new", "--device", "cuda:99"), "--device cuda:99: "),
     Case("device-unknown", (*TRAIN, "--out", "new", "--device", "tpu"), "--device tpu: not a"),
     # the data
+    Case(
+        "binary-dataset-to-8bit-likelihood",
+        ("train", "--likelihood", "discretized_logistic", *TINY, "--out", "new"),
+        "sprites is binary (values 0 and 1): use --likelihood bernoulli",
+    ),
     Case("dataset-unknown", ("train", "--dataset", "nope", *TINY, "--out", "new"), "sprites"),
     Case(
         "dataset-missing",

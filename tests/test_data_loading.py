@@ -953,3 +953,15 @@ def test_cli_run_records_the_data_conventions(tmp_path):
     assert main([*common, "--likelihood", "beta_binomial", "--out", str(tmp_path / "b")]) == 0
     spec = json.loads((tmp_path / "b" / "config.json").read_text())["data"]
     assert spec["values"] == "uint8" and "test_split" not in spec
+
+
+def test_counts_given_to_bernoulli_are_told_to_use_a_count_likelihood(tmp_path):
+    """Integers above 1 that are not 8-bit images are counts, not pixels to divide by 255."""
+    from pyvae import VAE
+
+    np.savetxt(tmp_path / "c.csv", np.arange(60).reshape(10, 6) % 7, fmt="%d", delimiter=",")
+    train, _ = data.load(tmp_path / "c.csv")
+    vae = VAE.build(input_shape=train.shape, z_dim=2)
+    with pytest.raises(ValueError, match="look like counts") as e:
+        vae.check_data(train.data, train.transform)
+    assert "255" not in str(e.value)
