@@ -10,6 +10,9 @@ pyvae decompress RUN INPUT OUTPUT.npy         # the exact data back
 pyvae sample RUN -n 64                        # RUN/samples.png
 pyvae reconstruct RUN                         # RUN/reconstructions-test.png
 pyvae encode RUN                              # RUN/latents-test.npy (posterior means)
+
+Bad input is refused before any work, with one line (``error: ...``, naming the flag to
+change) and exit status 2; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
