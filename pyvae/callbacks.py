@@ -77,7 +77,9 @@ class EarlyStopping(Callback):
 
 class CSVLogger(Callback):
     """Write one CSV row per epoch (all history columns) to ``path``, flushed each epoch.
-    An existing file is refused unless ``overwrite=True``."""
+    An existing file is refused unless ``overwrite=True``. A resumed run starts the file
+    with the epochs it resumes (the history ``fit`` restored), written in one rename, so
+    that a failure there leaves the old file whole."""
 
     def __init__(self, path: str | os.PathLike, overwrite: bool = False):
         self.path = Path(path)
@@ -88,8 +90,15 @@ class CSVLogger(Callback):
             raise FileExistsError(f"{self.path} exists; pass CSVLogger(..., overwrite=True)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.columns = list(history)
-        with open(self.path, "w", newline="") as f:
-            csv.writer(f).writerow(self.columns)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            with open(tmp, "w", newline="") as f:
+                rows = csv.writer(f)
+                rows.writerow(self.columns)
+                rows.writerows(zip(*(history[c] for c in self.columns), strict=True))
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def on_epoch_end(self, epoch: int, history: dict[str, list], vae: Any) -> None:
         with open(self.path, "a", newline="") as f:

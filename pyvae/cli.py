@@ -10,6 +10,9 @@ pyvae decompress RUN INPUT OUTPUT.npy         # the exact data back
 pyvae sample RUN -n 64                        # RUN/samples.png
 pyvae reconstruct RUN                         # RUN/reconstructions-test.png
 pyvae encode RUN                              # RUN/latents-test.npy (posterior means)
+
+Bad input is refused before any work, with one line (``error: ...``, naming the flag to
+change) and exit status 2; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import errno
 import json
+import math
+import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,201 @@ __all__ = ["main"]
 
 RUN_FILES = ("model.pt", "config.json", "history.json", "history.csv")
 OBJECTIVES = ("elbo", "meanfield")
+#: Datasets that are binary already (values 0 and 1).
+BINARY_DATASETS = ("sprites", "binarized_mnist")
+
+
+# --------------------------------------------------------------------------- argument types
+def _integer(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _number(minimum: float, strict: bool) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number > ``minimum`` (``strict``) or >= it."""
+    relation = ">" if strict else ">="
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        low_ok = value > minimum if strict else value >= minimum
+        if not (math.isfinite(value) and low_ok):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {relation} {minimum:g}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _scale(text: str) -> float | str:
+    """An argparse ``type`` for ``--scale``: a number > 0, ``learned`` or ``decoder``."""
+    if text in ("learned", "decoder"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0, 'learned' or 'decoder', got {text!r}"
+        )
+    return value
+
+
+POSITIVE_INT = _integer(1)
+NON_NEGATIVE_INT = _integer(0)
+POSITIVE_NUMBER = _number(0.0, strict=True)
+NON_NEGATIVE_NUMBER = _number(0.0, strict=False)
+
+
+# --------------------------------------------------------------------------- checks before work
+def _check_writable(path: Path, flag: str) -> None:
+    """Refuse ``path`` (a folder to make or fill) if no folder can be made or written there."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(
+            f"{flag} {path}: {existing} is a file, so no folder can be made there; "
+            f"choose another {flag}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{flag} {path}: no permission to write in {existing}; choose another {flag}"
+        )
+
+
+def _check_output(path: Path, overwrite: bool, flag: str = "--out") -> None:
+    """Refuse an output file before any work: a folder, an existing file (without
+    ``--overwrite``) or a place that cannot be written."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give a file path")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path} exists; pass --overwrite to replace it, or choose another {flag}"
+        )
+    _check_writable(path.parent, flag)
+
+
+def _check_run_folder(out: Path, args: argparse.Namespace) -> None:
+    """Refuse ``--out`` before any work: a file, a folder holding a run (without
+    ``--overwrite`` or ``--resume``), or a place that cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (args.overwrite or args.resume):
+        raise FileExistsError(
+            f"{out} exists and is not empty; choose another --out, or pass --overwrite to "
+            "replace pyvae's files there (other files are left alone)"
+        )
+    _check_writable(out, "--out")
+
+
+def _check_device(device: str | None) -> None:
+    """Refuse a ``--device`` that does not exist here."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {device}: not a device; use cpu, cuda or cuda:N") from None
+    if d.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(
+                f"--device {device}: CUDA is not available here; use --device cpu (or leave "
+                "--device out)"
+            )
+        if d.index is not None and d.index >= n:
+            raise ValueError(
+                f"--device {device}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}"
+            )
+    elif d.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif d.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device} is not supported; use cpu or cuda")
+
+
+#: What each likelihood needs, in words, and the likelihoods for each kind of data.
+_NEEDS = {
+    "bernoulli": "binary data (values 0 and 1)",
+    "continuous_bernoulli": "values in [0, 1]",
+    "poisson": "non-negative integer counts",
+    "negative_binomial": "non-negative integer counts",
+    "discretized_logistic": "8-bit integers 0..255",
+    "beta_binomial": "8-bit integers 0..255",
+}
+
+
+def _data_advice(raw: Any, seen: Any, args: argparse.Namespace) -> str:
+    """What to pass for data that the chosen likelihood refuses: ``raw`` as stored,
+    ``seen`` as the likelihood sees it (its distinct values, at least)."""
+    import torch
+
+    if raw.dtype == torch.uint8 and raw.dim() >= 3:  # 8-bit images (not binary)
+        if args.likelihood == "bernoulli":
+            return (
+                "These are 8-bit grey-level images: pass --binarize dynamic (or static, "
+                "threshold), or --likelihood continuous_bernoulli, beta_binomial or "
+                "discretized_logistic"
+            )
+        if args.likelihood in ("discretized_logistic", "beta_binomial"):
+            return "These are 8-bit images: leave out --values (it is uint8 for this likelihood)"
+        if args.likelihood in ("poisson", "negative_binomial"):
+            return "For 8-bit images pass --values uint8, or --likelihood beta_binomial"
+        return "For 8-bit images leave out --values (or pass --values unit)"
+    integral = bool((seen == seen.round()).all())
+    if integral and float(seen.min()) >= 0:
+        return "These look like counts: pass --likelihood poisson or negative_binomial"
+    if float(seen.min()) >= 0 and float(seen.max()) <= 1:
+        return "For values in [0, 1] pass --likelihood continuous_bernoulli or gaussian"
+    return "For real-valued data pass --likelihood gaussian or laplace"
+
+
+def _check_support(vae: Any, dataset: Any, split: str, args: argparse.Namespace) -> None:
+    """Refuse data outside the likelihood's support, in flag terms, counting the values
+    of all of the data (8-bit data through its distinct values and their counts)."""
+    import torch
+
+    from .data import as_tensor
+
+    x, transform = dataset.data, dataset.transform
+    if x.dtype == torch.uint8 and (transform is None or getattr(transform, "elementwise", False)):
+        counts = torch.bincount(x.flatten(), minlength=256)
+        values = counts.nonzero().squeeze(1).to(torch.uint8)
+        seen, counts = (transform(values) if transform else values), counts[counts > 0]
+    else:
+        seen = as_tensor(dataset).flatten()
+        counts = torch.ones_like(seen, dtype=torch.int64)
+    seen = seen if seen.is_floating_point() else seen.float()
+    finite = torch.isfinite(seen)  # NaN and inf: check_data's own message
+    outside = finite & ~vae.likelihood.support.check(seen)
+    if not bool(outside.any()):
+        return
+    bad = int(counts[outside].sum())
+    examples = ", ".join(f"{v:.4g}" for v in seen[outside].unique()[:4].tolist())
+    seen = seen[finite]
+    needs = _NEEDS.get(args.likelihood, str(vae.likelihood.support))
+    raise ValueError(
+        f"--likelihood {args.likelihood} needs {needs}, but {bad} of the {int(counts.sum())} "
+        f"values of the {split} data lie outside (e.g. {examples}; the data as the "
+        f"likelihood sees it: min {float(seen.min()):.4g}, max {float(seen.max()):.4g}). "
+        f"{_data_advice(x, seen, args)}."
+    )
 
 
 def _load_data(spec: dict[str, Any]):
@@ -48,8 +250,7 @@ def _load_data(spec: dict[str, Any]):
 
 
 def _save_figure(fig, path: Path, overwrite: bool) -> Path:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite or choose another --out")
+    _check_output(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
@@ -67,6 +268,27 @@ _RESUME_FLAGS = {
 }
 
 
+def _data_name(name: str) -> str:
+    """A dataset as config.json records it: a name as typed, a path made absolute, so
+    that a run folder reads the same data from any current folder."""
+    from .data import DATASETS
+
+    if name.lower().replace("-", "_") in DATASETS:
+        return name
+    path = Path(os.path.expanduser(name))
+    if os.sep in name or path.suffix or path.exists():  # as data.load tells paths apart
+        return str(path.resolve())
+    return name  # data.load refuses it, listing the names
+
+
+def _fingerprint(dataset: Any) -> str:
+    """The fingerprint of a split (its items, labels and per-batch transform)."""
+    from .train.checkpointer import data_fingerprint
+
+    side = {} if dataset.targets is None else {"targets": dataset.targets}
+    return data_fingerprint(dataset.data, dataset.transform, side)
+
+
 def _train(args: argparse.Namespace) -> int:
     import pyro
     from pyro.infer import TraceMeanField_ELBO
@@ -74,20 +296,22 @@ def _train(args: argparse.Namespace) -> int:
     from .callbacks import CSVLogger
     from .model import VAE
     from .train import ResumeMismatch, fit
-    from .train.lock import RunLock
 
     main = not args.distributed or _rank() == 0  # under torchrun only rank 0 writes files
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if main and out.exists() and any(out.iterdir()) and not (args.overwrite or args.resume):
-        raise FileExistsError(
-            f"{out} exists and is not empty; choose another --out, or pass --overwrite to "
-            "replace pyvae's files there (other files are left alone)"
-        )
+    if main:
+        _check_run_folder(out, args)
+    _check_device(args.device)
     eight_bit = args.likelihood in ("discretized_logistic", "beta_binomial")
+    if eight_bit and args.dataset.lower().replace("-", "_") in BINARY_DATASETS:
+        raise ValueError(
+            f"--likelihood {args.likelihood} models 8-bit images (0..255), but {args.dataset} "
+            "is binary (values 0 and 1): use --likelihood bernoulli"
+        )
     values = args.values or ("uint8" if eight_bit else "unit")
-    data_spec = {
-        "dataset": args.dataset,
-        "root": args.root,
+    data_spec: dict[str, Any] = {
+        "dataset": _data_name(args.dataset),
+        "root": str(Path(args.root).expanduser().resolve()) if args.root else None,
         "binarize": args.binarize,
         "values": values,
         "limit": args.limit,
@@ -103,7 +327,14 @@ def _train(args: argparse.Namespace) -> int:
         net=args.net,
         likelihood_kwargs=likelihood_kwargs,
     )
-    with RunLock(out) if main else contextlib.nullcontext():  # one writer per run folder
+    for split, dataset in (("training", train), ("test", test)):  # before any file is touched
+        _check_support(vae, dataset, split, args)
+        vae.check_data(dataset.data, dataset.transform)
+    if main:
+        data_spec["fingerprint"] = {"train": _fingerprint(train), "test": _fingerprint(test)}
+    with contextlib.ExitStack() as held:
+        if main:
+            held.callback(_lock(out).release)  # one writer per run folder
         if main and args.overwrite and not args.resume:  # pyvae's own files only
             for name in (*RUN_FILES, "checkpoint.pt"):
                 (out / name).unlink(missing_ok=True)
@@ -141,6 +372,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lock(out: Path) -> Any:
+    """Take the run folder's lock (a :class:`~pyvae.train.lock.RunLock`), refusing in flag
+    terms a folder that another live process writes."""
+    from .train.lock import LOCK_NAME, RunFolderInUse, RunLock
+
+    lock = RunLock(out)
+    try:
+        return lock.acquire()
+    except RunFolderInUse:
+        owner = (out / LOCK_NAME).read_text().strip() if (out / LOCK_NAME).exists() else "?"
+        raise FileExistsError(
+            f"--out {out} is in use by process {owner}: another `pyvae train` writes there "
+            "(one writer at a time); wait for it to finish or stop it, or choose another --out"
+        ) from None
+
+
 def _write_run(out: Path, args: argparse.Namespace, data_spec: dict, vae: Any, history: dict,
                test: Any) -> None:  # fmt: skip
     """The run folder's files: the model, its config, the history and the figures."""
@@ -171,20 +418,52 @@ def _write_run(out: Path, args: argparse.Namespace, data_spec: dict, vae: Any, h
         print(f"  figures: {', '.join(p.name for p in written)}")
 
 
-def _open_run(run: str):
+def _open_run(run: str) -> tuple[Path, Any, dict[str, Any]]:
+    """The run folder, its VAE and its config, or an error naming the file at fault."""
     from .io import load
 
     folder = Path(run)
     if not (folder / "model.pt").exists():
         raise FileNotFoundError(f"{folder} is not a run folder (no model.pt); run `pyvae train`")
-    vae = load(folder / "model.pt")
-    config = json.loads((folder / "config.json").read_text())
-    return folder, vae, config
+    path = folder / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{folder} has a model.pt but no config.json: the run stopped before it wrote "
+            f"its folder; continue it with `pyvae train --out {folder} --resume` and the "
+            "flags it started with"
+        )
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{path} is not valid JSON ({e}): it was cut short or edited; restore it, or "
+            "train the run again"
+        ) from None
+    if not isinstance(config, dict) or not isinstance(config.get("data"), dict):
+        raise ValueError(f"{path} has no 'data' entry: it was not written by `pyvae train`")
+    return folder, load(folder / "model.pt"), config
 
 
-def _split(args: argparse.Namespace, config: dict[str, Any]):
-    train, test = _load_data(config["data"])
-    return train if args.split == "train" else test
+def _split(args: argparse.Namespace, folder: Path, config: dict[str, Any]) -> Any:
+    """The run's own data (the ``--split`` of it), refused if it is not the data the run
+    was trained on (the fingerprint in config.json, where recorded)."""
+    spec = config["data"]
+    try:
+        train, test = _load_data(spec)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"the run's data is missing: {e} (the dataset {folder / 'config.json'} names); "
+            "put it back there"
+        ) from None
+    x = train if args.split == "train" else test
+    recorded = (spec.get("fingerprint") or {}).get(args.split)
+    if recorded is not None and recorded != _fingerprint(x):
+        raise ValueError(
+            f"the {args.split} data of {folder} is not the data it was trained on: "
+            f"{spec['dataset']} (as {folder / 'config.json'} names it) has changed since "
+            "(another fingerprint); put the original data back, or train a new run on this data"
+        )
+    return x
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -193,7 +472,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from . import evaluate
 
     folder, vae, config = _open_run(args.run)
-    x = _split(args, config)
+    x = _split(args, folder, config)
     pyro.set_rng_seed(args.seed)
     terms = evaluate.elbo_terms(vae, x, num_samples=args.num_samples)
     elbo = float(terms["elbo"].mean())
@@ -229,11 +508,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-
     from . import anomaly, data
     from .io import atomic_write
 
     folder, vae, config = _open_run(args.run)
+    path = Path(args.out or folder / f"scores-{args.method}.npy")
+    _check_output(path, args.overwrite)
     if args.data:  # read the file with the run's own conventions for pixels
         spec = config["data"]
         x = data.load(
@@ -243,9 +523,8 @@ def _score(args: argparse.Namespace) -> int:
             test_fraction=0,
         )[0]
     else:
-        x = _split(args, config)
+        x = _split(args, folder, config)
     scores = anomaly.score(vae, x, args.method).cpu().numpy()
-    path = Path(args.out or folder / f"scores-{args.method}.npy")
     atomic_write(path, lambda tmp: _save_npy(tmp, scores), args.overwrite)
     print(f"wrote {path}: {len(scores)} anomaly scores ({args.method}; higher = more unusual)")
     return 0
@@ -265,9 +544,10 @@ def _latent_codes(args: argparse.Namespace) -> int:
     from .io import atomic_write
 
     folder, vae, config = _open_run(args.run)
-    x = _split(args, config)
-    codes = compress.encode(vae, x, bits=args.bits, limit=args.limit)
     path = Path(args.out or folder / f"codes-{args.split}-{args.bits}bit.npz")
+    _check_output(path, args.overwrite)
+    x = _split(args, folder, config)
+    codes = compress.encode(vae, x, bits=args.bits, limit=args.limit)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -306,6 +586,7 @@ def _compress(args: argparse.Namespace) -> int:
     from .io import atomic_write
 
     _, vae, _ = _open_run(args.run)
+    _check_output(Path(args.output), args.overwrite, "OUTPUT")  # before the work of coding
     x = _read_array(Path(args.input), args.key)
     blob = lossless.encode(vae, x, latent_bits=args.latent_bits)
     path = atomic_write(args.output, lambda tmp: Path(tmp).write_bytes(blob), args.overwrite)
@@ -332,8 +613,7 @@ def _decompress(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix not in (".npy", ".npz"):
         raise ValueError(f"{output}: the output must be a .npy or .npz file")
-    if output.exists() and not args.overwrite:  # before the work of decoding
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    _check_output(output, args.overwrite, "OUTPUT")  # before the work of decoding
     x = lossless.decode(vae, source.read_bytes()).numpy()
 
     def write(tmp: str) -> None:
@@ -354,11 +634,11 @@ def _sample(args: argparse.Namespace) -> int:
     from . import plots
 
     folder, vae, _ = _open_run(args.run)
+    path = Path(args.out or folder / "samples.png")
+    _check_output(path, args.overwrite)
     pyro.set_rng_seed(args.seed)
     x = vae.sample(args.n, mean=not args.draw, temperature=args.temperature)
-    path = _save_figure(
-        plots.samples_figure(x), Path(args.out or folder / "samples.png"), args.overwrite
-    )
+    _save_figure(plots.samples_figure(x), path, args.overwrite)
     print(f"wrote {path}")
     return 0
 
@@ -367,8 +647,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from . import plots
 
     folder, vae, config = _open_run(args.run)
-    x = _split(args, config)
     path = Path(args.out or folder / f"reconstructions-{args.split}.png")
+    _check_output(path, args.overwrite)
+    x = _split(args, folder, config)
     _save_figure(plots.reconstructions(vae, x, n=args.n), path, args.overwrite)
     print(f"wrote {path}")
     return 0
@@ -380,10 +661,11 @@ def _encode(args: argparse.Namespace) -> int:
     from .io import atomic_write
 
     folder, vae, config = _open_run(args.run)
-    x = _split(args, config)
-    z = vae.encode(x).mean.cpu().numpy()
     path = Path(args.out or folder / f"latents-{args.split}.npy")
     with_suffix = path if path.suffix == ".npy" else path.with_suffix(".npy")
+    _check_output(with_suffix, args.overwrite)
+    x = _split(args, folder, config)
+    z = vae.encode(x).mean.cpu().numpy()
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -414,6 +696,10 @@ def _parser() -> argparse.ArgumentParser:
         "`pyvae train` (built-in data, no download), then look in the run folder it prints.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="on an error, show its traceback as well"
+    )
 
     t = sub.add_parser(
         "train",
@@ -422,6 +708,7 @@ def _parser() -> argparse.ArgumentParser:
         "history.json/.csv and PNG figures (history, reconstructions, samples, latent "
         "traversals, the latent space coloured by label).",
         formatter_class=fmt,
+        parents=[common],
     )
     t.add_argument(
         "--dataset",
@@ -444,29 +731,32 @@ def _parser() -> argparse.ArgumentParser:
         "discretized_logistic and beta_binomial, else unit)",
     )
     t.add_argument(
-        "--limit", type=int, default=None, help="use only the first N items of each split"
+        "--limit", type=POSITIVE_INT, default=None, help="use only the first N items of each split"
     )
     t.add_argument("--prior", default="normal", choices=sorted(PRIORS), help="prior p(z)")
     t.add_argument("--likelihood", default="bernoulli", choices=sorted(LIKELIHOODS))
     t.add_argument(
         "--scale",
         default="learned",
+        type=_scale,
         help="Gaussian/Laplace scale: a number, learned or decoder",
     )
     t.add_argument("--net", default="mlp", choices=sorted(NETS), help="encoder/decoder type")
-    t.add_argument("--z-dim", type=int, default=10, help="latent dimension")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    t.add_argument("--z-dim", type=POSITIVE_INT, default=10, help="latent dimension")
+    t.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    t.add_argument("--batch-size", type=POSITIVE_INT, default=128)
+    t.add_argument("--lr", type=POSITIVE_NUMBER, default=1e-3, help="Adam learning rate")
     t.add_argument(
         "--objective",
         default="elbo",
         choices=OBJECTIVES,
         help="elbo: Trace_ELBO; meanfield: TraceMeanField_ELBO (analytic KL where known)",
     )
-    t.add_argument("--beta", type=float, default=1.0, help="KL weight (beta-VAE)")
-    t.add_argument("--warmup-epochs", type=float, default=0, help="KL warm-up from 0 to beta")
-    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--beta", type=NON_NEGATIVE_NUMBER, default=1.0, help="KL weight (beta-VAE)")
+    t.add_argument(
+        "--warmup-epochs", type=NON_NEGATIVE_NUMBER, default=0, help="KL warm-up from 0 to beta"
+    )
+    t.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed")
     t.add_argument(
         "--device", default=None, help="cpu, cuda or cuda:N (default: where the model is: cpu)"
     )
@@ -490,7 +780,7 @@ def _parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     def run_command(name: str, help: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, formatter_class=fmt)
+        p = sub.add_parser(name, help=help, description=help, formatter_class=fmt, parents=[common])
         p.add_argument("run", help="a run folder written by `pyvae train`")
         p.set_defaults(func=func)
         return p
@@ -499,13 +789,13 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate", "print the ELBO of a trained run on its test (or train) data", _evaluate
     )
     e.add_argument("--split", default="test", choices=["test", "train"])
-    e.add_argument("--num-samples", type=int, default=10, help="draws of z per example")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--num-samples", type=POSITIVE_INT, default=10, help="draws of z per example")
+    e.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
 
     e.add_argument(
         "--ll-samples",
-        type=int,
+        type=NON_NEGATIVE_INT,
         default=100,
         help="importance samples per example for log p(x); 0 skips it",
     )
@@ -524,8 +814,8 @@ def _parser() -> argparse.ArgumentParser:
         "lossy: quantise the posterior means of a split to compact codes",
         _latent_codes,
     )
-    z.add_argument("--bits", type=int, default=8, help="bits per latent dimension")
-    z.add_argument("--limit", type=float, default=4.0, help="clip codes to +-limit")
+    z.add_argument("--bits", type=POSITIVE_INT, default=8, help="bits per latent dimension")
+    z.add_argument("--limit", type=POSITIVE_NUMBER, default=4.0, help="clip codes to +-limit")
     z.add_argument("--split", default="test", choices=["test", "train"])
     z.add_argument("--out", default=None, help=".npz path")
     z.add_argument("--overwrite", action="store_true")
@@ -539,7 +829,7 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("output", help="the compressed file")
     lc.add_argument("--key", default=None, help="the array to compress in an .npz")
     lc.add_argument(
-        "--latent-bits", type=int, default=12, help="2**bits buckets per latent dimension"
+        "--latent-bits", type=POSITIVE_INT, default=12, help="2**bits buckets per latent dimension"
     )
     lc.add_argument("--overwrite", action="store_true")
     ld = run_command(
@@ -551,16 +841,18 @@ def _parser() -> argparse.ArgumentParser:
     ld.add_argument("--overwrite", action="store_true")
 
     s = run_command("sample", "write an image grid of samples from the prior", _sample)
-    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s.add_argument("-n", type=POSITIVE_INT, default=64, help="number of samples")
     s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of E[x|z]")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=1.0, help="prior spread multiplier")
+    s.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    s.add_argument(
+        "--temperature", type=POSITIVE_NUMBER, default=1.0, help="prior spread multiplier"
+    )
     s.add_argument("--out", default=None, help="PNG path (default: RUN/samples.png)")
     s.add_argument("--overwrite", action="store_true")
 
     r = run_command("reconstruct", "write data items over their reconstructions", _reconstruct)
     r.add_argument("--split", default="test", choices=["test", "train"])
-    r.add_argument("-n", type=int, default=16, help="number of items")
+    r.add_argument("-n", type=POSITIVE_INT, default=16, help="number of items")
     r.add_argument("--out", default=None, help="PNG path (default: RUN/reconstructions-SPLIT.png)")
     r.add_argument("--overwrite", action="store_true")
 
@@ -571,31 +863,68 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pyvae`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
-    if getattr(args, "scale", "learned") not in ("learned", "decoder"):
-        try:
-            args.scale = float(args.scale)
-        except ValueError:
-            print(
-                f"error: --scale must be a number, 'learned' or 'decoder', got {args.scale!r}",
-                file=sys.stderr,
+#: Library phrases and what to pass on the command line instead.
+_CLI_WORDS = (
+    ("pass overwrite=True to replace it", "pass --overwrite to replace it"),
+    (
+        "data.load(..., binarize='dynamic', 'static' or 'threshold')",
+        "--binarize dynamic, static or threshold",
+    ),
+    ("data.load(..., values='unit')", "--values unit"),
+    ("data.load(..., values='uint8')", "--values uint8"),
+    ("binarize= and values= do not apply", "--binarize and --values do not apply"),
+    ("binarize applies to 8-bit images", "--binarize applies to 8-bit images"),
+)
+
+#: The errors whose own message says what went wrong; any other error is shown with its type.
+EXPECTED = (ValueError, TypeError, ImportError, OSError, FloatingPointError)
+
+
+def _message(e: BaseException) -> str:
+    """The one line an error is shown as, in the command line's words."""
+    if isinstance(e, OSError) and e.strerror and str(e).startswith("[Errno"):
+        where = f"{e.filename}: " if e.filename else ""
+        text = f"{where}{e.strerror}"
+        if e.errno == errno.ENOSPC:
+            text += (
+                "; free some space and run the command again (the files pyvae wrote before "
+                "are kept; a training run continues from its last checkpoint with --resume)"
             )
-            return 2
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            text += "; choose a place you can write to (--out)"
+    elif isinstance(e, EXPECTED):
+        text = str(e) or type(e).__name__
+    else:
+        text = f"{type(e).__name__}: {e} (run it again with --debug to see where)"
+    for python, cli in _CLI_WORDS:
+        text = text.replace(python, cli)
+    return " ".join(text.split())  # one line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pyvae`` console script; returns the exit status.
+
+    Every error ends in one line, ``error: ...``, and exit status 2 (``--debug`` shows
+    the traceback too); Ctrl-C or SIGTERM ends in 130."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # --help, or argparse printed the usage and the error
+        return e.code if isinstance(e.code, int) else int(e.code is not None) * 2
     # SIGTERM (e.g. from a job scheduler) stops training like Ctrl-C: checkpoint, then exit.
     previous = None
     if args.command == "train" and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         if args.command == "train" and (not args.distributed or _rank() == 0):
             print("stopped; continue with the same command plus --resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {_message(e)}", file=sys.stderr)
+        return 2
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

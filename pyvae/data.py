@@ -729,11 +729,18 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
 
 def _read_image(path: Path) -> torch.Tensor:
     """One image file as uint8 (C, H, W): grey levels as 1 channel, anything else as RGB."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as img:
-        img = img.convert("L" if img.mode in ("1", "L", "I;16", "I", "F") else "RGB")
-        array = np.asarray(img)
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if img.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+            array = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:  # PIL's errors for bad files
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(
+            f"{path}: cannot read the image ({e}); it is truncated or corrupt: replace or remove it"
+        ) from None
     return torch.from_numpy(array.copy()).reshape(*array.shape[:2], -1).permute(2, 0, 1)
 
 
@@ -750,6 +757,11 @@ def _read_image_folder(folder: Path) -> torch.Tensor:
                 f"but {p.name} is {tuple(img.shape)}; resize them to one size first"
             )
     return torch.stack(images)
+
+
+def _is_binary(*parts: torch.Tensor) -> bool:
+    """Whether the data holds only the values 0 and 1 (binary, whatever its dtype)."""
+    return all(bool(((p == 0) | (p == 1)).all()) for p in parts) and any(p.numel() for p in parts)
 
 
 def _split(
@@ -816,6 +828,12 @@ def _load_path(
         if y is not None and len(y) != len(x):
             raise ValueError(f"labels of the wrong length: {len(x)} items but {len(y)} labels")
         train, test = _split(x, y, test_fraction, seed)
+    if _is_binary(train[0], test[0]):  # 0 and 1 only: binary already, not 8-bit pixels
+        kept = []
+        for x_part, y_part in (train, test):
+            image = x_part.dtype == torch.uint8 and x_part.dim() >= 3
+            kept.append(ArrayDataset(_channels_first(x_part) if image else x_part, y_part))
+        return kept[0], kept[1]
     out = []
     for offset, (x_part, y_part) in enumerate((train, test)):
         if x_part.dtype == torch.uint8 and x_part.dim() >= 3:  # 8-bit images
@@ -863,7 +881,9 @@ def load(
             Larochelle & Murray; train + valid as train);
             or a local ``.npy``/``.npz`` file, an IDX file (``*-ubyte``, ``.gz``), a numeric
             ``.csv`` (tabular or count data; a header row is optional) or a folder of
-            images (all of one size).
+            images (all of one size). A local file holding only the values 0 and 1 (any
+            dtype) is binary already: it is kept as it is (``binarize`` and ``values`` do
+            not change it).
         root: the folder torchvision datasets live in (default ``~/.pyvae/data``); with
             files there, nothing is downloaded.
         download: try to download missing torchvision files.

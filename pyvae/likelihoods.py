@@ -65,6 +65,23 @@ def _describe(x: torch.Tensor) -> str:
     return f"min {finite.min().item():.4g}, max {finite.max().item():.4g}, dtype {x.dtype}"
 
 
+def _above_one_hint(x: torch.Tensor) -> str:
+    """Advice for data above 1 given to a likelihood on [0, 1]: 8-bit pixels, counts or
+    real values."""
+    integral = not x.is_floating_point() or bool((x == x.round()).all())
+    if integral and float(x.min()) >= 0:
+        if x.dtype == torch.uint8 or (x.dim() >= 3 and float(x.max()) <= 255):
+            return (
+                "Values above 1 look like 8-bit pixels: scale them to [0, 1] (divide by "
+                "255, or data.load(..., values='unit')). "
+            )
+        return (
+            "Integers above 1 look like counts: use likelihoods.Poisson() or "
+            "NegativeBinomial() (likelihood='poisson' or 'negative_binomial'). "
+        )
+    return "For real values use likelihoods.Gaussian() or Laplace() (likelihood='gaussian'). "
+
+
 class Likelihood(Configurable, PyroModule):
     """Base class of likelihoods p(x|z); see the module docstring for the contract.
 
@@ -101,10 +118,7 @@ class Likelihood(Configurable, PyroModule):
             bad = x[~ok].flatten()[:5].tolist()
             hint = self.support_hint
             if float(x.max()) > 1 and not bool(self.support.check(torch.tensor(2.0))):
-                hint = (
-                    "Values above 1 look like 8-bit pixels: scale them to [0, 1] (divide by "
-                    "255, or data.load(..., values='unit')). " + hint
-                )
+                hint = _above_one_hint(x) + hint
             raise ValueError(
                 f"{type(self).__name__} likelihood: {int((~ok).sum())} data values lie outside "
                 f"its support ({self.support}); first offending values {bad}, data "

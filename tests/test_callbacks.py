@@ -380,6 +380,36 @@ def test_csv_logger_flushes_every_epoch(vae, vectors, tmp_path):
     assert peek.rows == [1, 2, 3]
 
 
+def test_csv_logger_keeps_the_rows_of_a_resumed_run(vae, vectors, tmp_path):
+    """On resume, on_train_begin gets the restored history: its rows stay in the file."""
+    x, val = vectors
+    path = tmp_path / "h.csv"
+    fit(vae, x, val=val, epochs=2, callbacks=[CSVLogger(path)], checkpoint_dir=tmp_path, **FIT)
+    first = read_csv(path)
+    logger = CSVLogger(path, overwrite=True)
+    hist = fit(
+        vae, x, val=val, epochs=3, callbacks=[logger], checkpoint_dir=tmp_path, resume=True, **FIT
+    )
+    header, *rows = read_csv(path)
+    assert read_csv(path)[:3] == first and len(rows) == 3
+    assert [[float(v) for v in row] for row in rows] == [
+        [hist[c][i] for c in header] for i in range(3)
+    ]
+
+
+def test_csv_logger_leaves_the_old_file_whole_if_it_cannot_write(tmp_path, monkeypatch):
+    path = tmp_path / "h.csv"
+    path.write_text("epoch\n1\n")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pyvae.callbacks.os.replace", full)
+    with pytest.raises(OSError, match="No space"):
+        CSVLogger(path, overwrite=True).on_train_begin(None, {"epoch": [1, 2]})
+    assert path.read_text() == "epoch\n1\n" and [p.name for p in tmp_path.iterdir()] == ["h.csv"]
+
+
 def test_csv_logger_with_early_stopping_logs_the_epochs_run(vae, vectors, tmp_path):
     x, val = vectors
     path = tmp_path / "h.csv"

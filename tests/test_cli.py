@@ -115,7 +115,7 @@ def test_overwrite_keeps_the_users_other_files(tmp_path):
 
 def test_bad_options_give_clear_errors(tmp_path, capsys):
     assert main(["train", "--z-dim", "0", "--out", str(tmp_path / "a")]) == 2
-    assert "z_dim" in capsys.readouterr().err
+    assert "--z-dim" in capsys.readouterr().err
     assert main(["train", "--scale", "big", "--out", str(tmp_path / "b")]) == 2
     assert "--scale" in capsys.readouterr().err
     assert main(["train", "--dataset", "nope", "--out", str(tmp_path / "c")]) == 2
@@ -185,3 +185,39 @@ def test_interrupt_exits_130_with_a_hint(monkeypatch, tmp_path, capsys):
 
     with pytest.raises(KeyboardInterrupt):  # what SIGTERM does
         _interrupt(15, None)
+
+
+def test_a_run_folder_reads_its_own_data_from_any_folder(tmp_path, monkeypatch, capsys):
+    """config.json records the data's absolute path and fingerprint: from another folder
+    holding a file of the same name, the run still evaluates its own data."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    np.save(tmp_path / "a" / "x.npy", (rng.random((40, 1, 4, 4)) < 0.5).astype(np.uint8))
+    np.save(tmp_path / "b" / "x.npy", np.zeros((40, 1, 4, 4), np.uint8))
+    monkeypatch.chdir(tmp_path / "a")
+    args = ["train", "--dataset", "x.npy", "--epochs", "1", "--z-dim", "2", "--quiet"]
+    assert main([*args, "--out", "run"]) == 0
+    spec = json.loads((tmp_path / "a" / "run" / "config.json").read_text())["data"]
+    assert spec["dataset"] == str(tmp_path / "a" / "x.npy")
+    assert set(spec["fingerprint"]) == {"train", "test"}
+    assert main(["evaluate", "run", "--json", "--ll-samples", "0"]) == 0
+    here = json.loads(capsys.readouterr().out)
+    monkeypatch.chdir(tmp_path / "b")
+    assert main(["evaluate", str(tmp_path / "a" / "run"), "--json", "--ll-samples", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == here
+
+
+def test_a_binary_uint8_file_trains_on_its_images(tmp_path):
+    """A uint8 file of 0 and 1 is binary, not 8-bit pixels: Bernoulli takes it as it is,
+    and --binarize threshold does not turn every image black."""
+    x = (np.random.default_rng(0).random((40, 1, 4, 4)) < 0.5).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    args = ["train", "--dataset", str(tmp_path / "x.npy"), "--epochs", "1", "--z-dim", "2"]
+    for i, extra in enumerate(([], ["--binarize", "threshold"])):
+        assert main([*args, *extra, "--quiet", "--out", str(tmp_path / f"r{i}")]) == 0
+        assert main(["encode", str(tmp_path / f"r{i}"), "--split", "train"]) == 0
+    from pyvae import data
+
+    train, _ = data.load(tmp_path / "x.npy", binarize="threshold")
+    assert data.as_tensor(train).sum() > 0 and train.transform is None

@@ -478,9 +478,33 @@ def test_npy_uint8_images_get_the_image_conventions(tmp_path):
 
 
 def test_binarize_refused_for_float_files(tmp_path):
-    np.save(tmp_path / "x.npy", np.ones((5, 2)))
+    np.save(tmp_path / "x.npy", np.full((5, 2), 0.5))
     with pytest.raises(ValueError, match="binarize applies to 8-bit images"):
         data.load(tmp_path / "x.npy", binarize="static")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float32, bool], ids=str)
+@pytest.mark.parametrize("binarize", [None, "threshold", "static", "dynamic"])
+def test_files_of_0_and_1_are_binary_whatever_the_dtype(tmp_path, dtype, binarize):
+    """Values 0 and 1 only are binary data, not 8-bit pixels: kept as they are (a
+    threshold at 127 or a draw with p = x/255 would make every image black)."""
+    x = (np.random.default_rng(0).random((20, 4, 4)) < 0.5).astype(dtype)
+    np.save(tmp_path / "b.npy", x)
+    train, test = data.load(tmp_path / "b.npy", binarize=binarize, test_fraction=0.25)
+    both = torch.cat([data.as_tensor(train), data.as_tensor(test)]).float()
+    assert train.transform is None and set(both.unique().tolist()) == {0.0, 1.0}
+    assert both.sum() == x.sum()  # the same ones, none lost
+    if dtype == np.uint8:
+        assert train.shape == (1, 4, 4)  # images: a channel axis, as for 8-bit images
+
+
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"\x89PNG not an image")
+    with pytest.raises(ValueError, match="b.png: cannot read the image"):
+        data.load(tmp_path)
 
 
 def test_npz_x_and_y_split_together(tmp_path):
@@ -929,3 +953,15 @@ def test_cli_run_records_the_data_conventions(tmp_path):
     assert main([*common, "--likelihood", "beta_binomial", "--out", str(tmp_path / "b")]) == 0
     spec = json.loads((tmp_path / "b" / "config.json").read_text())["data"]
     assert spec["values"] == "uint8" and "test_split" not in spec
+
+
+def test_counts_given_to_bernoulli_are_told_to_use_a_count_likelihood(tmp_path):
+    """Integers above 1 that are not 8-bit images are counts, not pixels to divide by 255."""
+    from pyvae import VAE
+
+    np.savetxt(tmp_path / "c.csv", np.arange(60).reshape(10, 6) % 7, fmt="%d", delimiter=",")
+    train, _ = data.load(tmp_path / "c.csv")
+    vae = VAE.build(input_shape=train.shape, z_dim=2)
+    with pytest.raises(ValueError, match="look like counts") as e:
+        vae.check_data(train.data, train.transform)
+    assert "255" not in str(e.value)
