@@ -296,6 +296,7 @@ def _train(args: argparse.Namespace) -> int:
     from .callbacks import CSVLogger
     from .model import VAE
     from .train import ResumeMismatch, fit
+    from .train.checkpointer import RESUME_HINT
 
     main = not args.distributed or _rank() == 0  # under torchrun only rank 0 writes files
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -338,6 +339,7 @@ def _train(args: argparse.Namespace) -> int:
         if main and args.overwrite and not args.resume:  # pyvae's own files only
             for name in (*RUN_FILES, "checkpoint.pt"):
                 (out / name).unlink(missing_ok=True)
+        token = RESUME_HINT.set("continue with the same command plus --resume")
         try:
             history = fit(
                 vae,
@@ -367,6 +369,8 @@ def _train(args: argparse.Namespace) -> int:
                 f"differ ({differ}). Pass the same values (only --epochs may change), or "
                 "start a new run with another --out"
             ) from None
+        finally:
+            RESUME_HINT.reset(token)
         if main:
             _write_run(out, args, data_spec, vae, history, test)
     return 0

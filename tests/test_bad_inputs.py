@@ -818,3 +818,15 @@ def test_only_temporaries_of_gone_processes_are_removed(tmp_path: Path) -> None:
     small_vae().save(tmp_path / "model.pt")
     kept = sorted(name for name, keep in names.items() if keep)
     assert sorted(os.listdir(tmp_path)) == sorted([*kept, "model.pt"])
+
+
+# ---- data given to the library
+def test_a_support_error_counts_the_data_not_its_summary_of_distinct_values():
+    """8-bit data is checked on its distinct values (fast); a refusal counts the data."""
+    from pyvae import VAE, data
+
+    x = torch.zeros(100, 1, 8, 8, dtype=torch.uint8)
+    x[:, 0, 0, :3] = 128  # 300 grey pixels of one distinct grey value
+    vae = VAE.build((1, 8, 8), z_dim=2)
+    with pytest.raises(ValueError, match="300 data values lie outside its support"):
+        vae.check_data(*data.source(data.ArrayDataset(x, transform=data.Scale())))

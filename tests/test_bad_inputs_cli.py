@@ -223,7 +223,7 @@ CASES = [
     Case(
         "resume-disk-full",
         (*TRAIN, "--out", "run", "--resume", "--epochs", "2"),
-        "No space left on device; free some space",
+        "No space left on device",
         setup=_disk_full,
         grows=("run/history.csv",),
     ),

@@ -564,8 +564,13 @@ class VAE(PyroModule):
         sample = distinct_values(x) if getattr(transform, "elementwise", False) else None
         if sample is not None:  # an elementwise transform keeps the shape
             self._check_shape(x)
-        chunks = [transform(sample)] if sample is not None else batches(x, transform, 65536)
-        for chunk in chunks:
+            try:
+                return self.check_data(transform(sample), None, validate_support)
+            except ValueError:  # refused: say it with the counts of the data, not the summary
+                return self.check_data(
+                    torch.cat(list(batches(x, transform, 65536))), None, validate_support
+                )
+        for chunk in batches(x, transform, 65536):
             self.check_data(chunk, None, validate_support)
 
     def _check_shape(self, x: torch.Tensor) -> None:

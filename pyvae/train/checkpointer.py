@@ -9,6 +9,7 @@ It holds the run folder's :class:`~pyvae.train.lock.RunLock` while the run lasts
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -20,7 +21,20 @@ import torch
 from ..checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .lock import RunLock
 
-__all__ = ["Position", "Checkpointer", "NoCheckpoints", "ResumeMismatch", "data_fingerprint"]
+__all__ = [
+    "Position",
+    "Checkpointer",
+    "NoCheckpoints",
+    "ResumeMismatch",
+    "data_fingerprint",
+    "RESUME_HINT",
+]
+
+#: How the message after an interruption says to continue, ``{directory}`` filled in:
+#: ``fit``'s own call by default; the command line sets its ``--resume``.
+RESUME_HINT: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "RESUME_HINT", default="continue with fit(..., checkpoint_dir={directory!r}, resume=True)"
+)
 
 
 @dataclass
@@ -140,10 +154,10 @@ class Checkpointer(NoCheckpoints):
         self._save(trainer)
         if self.strategy.is_main:
             p = trainer.position
+            hint = RESUME_HINT.get().format(directory=str(self.directory))
             print(
                 f"\nInterrupted in epoch {p.epoch} after {p.batches_done} batches. Saved "
-                f"{self.path}; continue with fit(..., checkpoint_dir={str(self.directory)!r}, "
-                "resume=True).",
+                f"{self.path} (the last completed step); {hint}.",
                 file=sys.stderr,
             )
 
