@@ -290,19 +290,33 @@ def _fingerprint(dataset: Any) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import pyro
-    from pyro.infer import TraceMeanField_ELBO
-
-    from .callbacks import CSVLogger
-    from .model import VAE
-    from .train import ResumeMismatch, fit
-    from .train.checkpointer import RESUME_HINT
-
     main = not args.distributed or _rank() == 0  # under torchrun only rank 0 writes files
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     if main:
         _check_run_folder(out, args)
     _check_device(args.device)
+    data_spec, train, test, vae = _train_data_and_vae(args)
+    if main:
+        data_spec["fingerprint"] = {"train": _fingerprint(train), "test": _fingerprint(test)}
+    with contextlib.ExitStack() as held:
+        if main:
+            held.callback(_lock(out).release)  # one writer per run folder
+        if main and args.overwrite and not args.resume:  # pyvae's own files only
+            for name in (*RUN_FILES, "checkpoint.pt"):
+                (out / name).unlink(missing_ok=True)
+        history = _fit(args, vae, train, test, out, main)
+        if main:
+            _write_run(out, args, data_spec, vae, history, test)
+    return 0
+
+
+def _train_data_and_vae(args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any, Any]:
+    """``pyvae train``'s data (its spec for config.json, the splits) and the VAE, checked
+    against each other before any file is touched."""
+    import pyro
+
+    from .model import VAE
+
     eight_bit = args.likelihood in ("discretized_logistic", "beta_binomial")
     if eight_bit and args.dataset.lower().replace("-", "_") in BINARY_DATASETS:
         raise ValueError(
@@ -328,52 +342,53 @@ def _train(args: argparse.Namespace) -> int:
         net=args.net,
         likelihood_kwargs=likelihood_kwargs,
     )
-    for split, dataset in (("training", train), ("test", test)):  # before any file is touched
+    for split, dataset in (("training", train), ("test", test)):
         _check_support(vae, dataset, split, args)
         vae.check_data(dataset.data, dataset.transform)
-    if main:
-        data_spec["fingerprint"] = {"train": _fingerprint(train), "test": _fingerprint(test)}
-    with contextlib.ExitStack() as held:
-        if main:
-            held.callback(_lock(out).release)  # one writer per run folder
-        if main and args.overwrite and not args.resume:  # pyvae's own files only
-            for name in (*RUN_FILES, "checkpoint.pt"):
-                (out / name).unlink(missing_ok=True)
-        token = RESUME_HINT.set("continue with the same command plus --resume")
-        try:
-            history = fit(
-                vae,
-                train,
-                val=test,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                elbo=TraceMeanField_ELBO() if args.objective == "meanfield" else None,  # None: fast
-                beta=args.beta,
-                warmup_epochs=args.warmup_epochs,
-                seed=args.seed,
-                device=args.device,
-                progress=not args.quiet,
-                callbacks=[CSVLogger(out / "history.csv", overwrite=args.resume)] if main else [],
-                checkpoint_dir=out,
-                resume=args.resume,
-                distributed=args.distributed,
-            )
-        except ResumeMismatch as e:
-            differ = "; ".join(
-                f"{_RESUME_FLAGS.get(k, k)}: {then!r} there, {now!r} now"
-                for k, (then, now) in e.differences.items()
-            )
-            raise ValueError(
-                f"--resume continues the run in {out} with the settings it started with; these "
-                f"differ ({differ}). Pass the same values (only --epochs may change), or "
-                "start a new run with another --out"
-            ) from None
-        finally:
-            RESUME_HINT.reset(token)
-        if main:
-            _write_run(out, args, data_spec, vae, history, test)
-    return 0
+    return data_spec, train, test, vae
+
+
+def _fit(args: argparse.Namespace, vae: Any, train: Any, test: Any, out: Path, main: bool):
+    """``fit`` with the flags, checkpointing into ``out``; a resume with other flags is
+    refused in flag terms."""
+    from pyro.infer import TraceMeanField_ELBO
+
+    from .callbacks import CSVLogger
+    from .train import ResumeMismatch, fit
+    from .train.checkpointer import RESUME_HINT
+
+    token = RESUME_HINT.set("continue with the same command plus --resume")
+    try:
+        return fit(
+            vae,
+            train,
+            val=test,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            elbo=TraceMeanField_ELBO() if args.objective == "meanfield" else None,  # None: fast
+            beta=args.beta,
+            warmup_epochs=args.warmup_epochs,
+            seed=args.seed,
+            device=args.device,
+            progress=not args.quiet,
+            callbacks=[CSVLogger(out / "history.csv", overwrite=args.resume)] if main else [],
+            checkpoint_dir=out,
+            resume=args.resume,
+            distributed=args.distributed,
+        )
+    except ResumeMismatch as e:
+        differ = "; ".join(
+            f"{_RESUME_FLAGS.get(k, k)}: {then!r} there, {now!r} now"
+            for k, (then, now) in e.differences.items()
+        )
+        raise ValueError(
+            f"--resume continues the run in {out} with the settings it started with; these "
+            f"differ ({differ}). Pass the same values (only --epochs may change), or "
+            "start a new run with another --out"
+        ) from None
+    finally:
+        RESUME_HINT.reset(token)
 
 
 def _lock(out: Path) -> Any:
@@ -443,15 +458,26 @@ def _open_run(run: str) -> tuple[Path, Any, dict[str, Any]]:
             f"{path} is not valid JSON ({e}): it was cut short or edited; restore it, or "
             "train the run again"
         ) from None
-    if not isinstance(config, dict) or not isinstance(config.get("data"), dict):
-        raise ValueError(f"{path} has no 'data' entry: it was not written by `pyvae train`")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is not a run's config: it was not written by `pyvae train`")
     return folder, load(folder / "model.pt"), config
+
+
+def _data_spec(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The run's data as config.json records it, or an error naming the file."""
+    spec = config.get("data")
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f"{folder / 'config.json'} has no 'data' entry (it was not written by `pyvae "
+            "train`): pass the data to use, e.g. --data FILE"
+        )
+    return spec
 
 
 def _split(args: argparse.Namespace, folder: Path, config: dict[str, Any]) -> Any:
     """The run's own data (the ``--split`` of it), refused if it is not the data the run
     was trained on (the fingerprint in config.json, where recorded)."""
-    spec = config["data"]
+    spec = _data_spec(folder, config)
     try:
         train, test = _load_data(spec)
     except FileNotFoundError as e:
@@ -519,7 +545,7 @@ def _score(args: argparse.Namespace) -> int:
     path = Path(args.out or folder / f"scores-{args.method}.npy")
     _check_output(path, args.overwrite)
     if args.data:  # read the file with the run's own conventions for pixels
-        spec = config["data"]
+        spec = config.get("data") or {}
         x = data.load(
             args.data,
             binarize=spec.get("binarize"),
