@@ -8,7 +8,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["check_int", "check_finite", "finite_or_raise", "non_finite_step", "STEP_ADVICE"]
+__all__ = [
+    "check_int",
+    "check_number",
+    "check_finite",
+    "finite_or_raise",
+    "non_finite_step",
+    "STEP_ADVICE",
+]
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -17,6 +24,33 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_number(
+    name: str, value: Any, above: float | None = None, at_least: float | None = None
+) -> float:
+    """``value`` as a float, or an error unless it is a finite real number (NumPy numbers
+    count, and 0-dim tensors; booleans and strings do not), ``> above`` and ``>= at_least``
+    where given."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.dtype == torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    bound = (
+        f" > {above:g}"
+        if above is not None
+        else f" >= {at_least:g}"
+        if at_least is not None
+        else ""
+    )
+    if (
+        not math.isfinite(value)
+        or (above is not None and not value > above)
+        or (at_least is not None and not value >= at_least)
+    ):
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return value
 
 
 def check_finite(x: torch.Tensor, who: str = "the data") -> None:

@@ -36,7 +36,7 @@ from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 from torch.distributions.utils import _sum_rightmost, broadcast_all
 
-from .checks import check_finite, check_int
+from .checks import check_finite, check_int, check_number
 from .config import Configurable
 
 _EMPTY = torch.Size()
@@ -143,6 +143,8 @@ class Bernoulli(Likelihood):
 
     def __init__(self, soft_targets: bool = False):
         super().__init__()
+        if not isinstance(soft_targets, bool):
+            raise TypeError(f"soft_targets must be True or False, got {soft_targets!r}")
         self.soft_targets = soft_targets
 
     @property
@@ -214,10 +216,10 @@ class Gaussian(Likelihood):
                     f"scale must be a positive float or one of {list(self.scale_options)}, "
                     f"got {scale!r}"
                 )
-        elif not float(scale) > 0:
-            raise ValueError(f"a fixed scale must be > 0, got {scale!r}")
+        else:
+            check_number("a fixed scale", scale, above=0)
         self.scale_mode = scale if isinstance(scale, str) else "fixed"
-        self.min_scale = float(min_scale)
+        self.min_scale = check_number("min_scale", min_scale, above=0)
         self.params_per_value = 2 if scale == "decoder" else 1
         if scale == "learned":
             init = max(1.0, 2 * self.min_scale)
@@ -275,7 +277,8 @@ class NegativeBinomial(Poisson):
 
     def __init__(self, total_count: float = 10.0):
         super().__init__()
-        self.total_count = PyroParam(torch.tensor(float(total_count)), constraints.positive)
+        total_count = check_number("total_count", total_count, above=0)
+        self.total_count = PyroParam(torch.tensor(total_count), constraints.positive)
 
     def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
         mean = F.softplus(raw) + 1e-8
@@ -370,7 +373,7 @@ class DiscretizedLogistic(Likelihood):
 
     def __init__(self, min_log_scale: float = -7.0):
         super().__init__()
-        self.min_log_scale = min_log_scale
+        self.min_log_scale = check_number("min_log_scale", min_log_scale)
 
     def forward(self, raw: torch.Tensor, event_dim: int) -> dist.TorchDistribution:
         loc, log_scale = self.split(raw, event_dim)

@@ -95,9 +95,7 @@ class MixtureOfGaussians(Prior):
 
     def __init__(self, z_dim: int, components: int = 10):
         super().__init__(z_dim)
-        if components < 1:
-            raise ValueError(f"components must be >= 1, got {components!r}")
-        self.components = components
+        self.components = components = check_int("components", components)
         self.logits = nn.Parameter(torch.zeros(components))
         self.locs = nn.Parameter(torch.randn(components, z_dim))
         self.scales = PyroParam(torch.ones(components, z_dim), constraints.positive)
@@ -120,9 +118,7 @@ class VampPrior(Prior):
 
     def __init__(self, z_dim: int, input_shape: Sequence[int], components: int = 500):
         super().__init__(z_dim)
-        if components < 1:
-            raise ValueError(f"components must be >= 1, got {components!r}")
-        self.components = components
+        self.components = components = check_int("components", components)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.pseudo_inputs = nn.Parameter(0.5 + 0.05 * torch.randn(components, *self.input_shape))
 
@@ -167,8 +163,7 @@ class FlowPrior(Prior):
     ):
         super().__init__(z_dim)
         if transforms is None:
-            if num_flows < 1:
-                raise ValueError(f"num_flows must be >= 1, got {num_flows!r}")
+            num_flows = check_int("num_flows", num_flows)
             if z_dim == 1:
                 transforms = [T.spline(1) for _ in range(num_flows)]
             else:

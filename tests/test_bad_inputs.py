@@ -830,3 +830,92 @@ def test_a_support_error_counts_the_data_not_its_summary_of_distinct_values():
     vae = VAE.build((1, 8, 8), z_dim=2)
     with pytest.raises(ValueError, match="300 data values lie outside its support"):
         vae.check_data(*data.source(data.ArrayDataset(x, transform=data.Scale())))
+
+
+# --------------------------------------------------------------------------- parts and the API
+def _api(build: Callable[[], Any]) -> Make:
+    """A case that needs no file: ``build()`` must be refused."""
+    return lambda folder: build
+
+
+def _small() -> Any:
+    from pyvae import VAE
+
+    return VAE.build((1, 8, 8), z_dim=2, net_kwargs={"hidden": (8,)})
+
+
+def _decoding_nan(folder: Path) -> Callable[[], Any]:
+    vae = _small()
+    return lambda: vae.decode(torch.tensor([[0.0, float("nan")]]))
+
+
+def _encoding_with_a_negative_scale(folder: Path) -> Callable[[], Any]:
+    from pyvae import VAE, likelihoods, nets, priors
+
+    class Negative(nets.MLPEncoder):
+        def forward(self, x):
+            loc, scale = super().forward(x)
+            return loc, -scale
+
+    vae = VAE(Negative((1, 8, 8), 2, hidden=(8,)), nets.MLPDecoder(2, (1, 8, 8), hidden=(8,)),
+              priors.StandardNormal(2), likelihoods.Bernoulli())  # fmt: skip
+    return lambda: vae.encode(torch.zeros(3, 1, 8, 8))
+
+
+def _fitting(**kwargs: Any) -> Make:
+    from pyvae import fit
+
+    x = torch.zeros(8, 1, 8, 8)
+    return lambda folder: lambda: fit(_small(), x, progress=False, checkpoint_dir=None, **kwargs)
+
+
+L, P, N_ = "likelihoods", "priors", "nets"
+INF, NAN = float("inf"), float("nan")
+
+
+def _part(module: str, name: str, *args: Any, **kwargs: Any) -> Make:
+    import pyvae
+
+    return _api(lambda: getattr(getattr(pyvae, module), name)(*args, **kwargs))
+
+
+API = [
+    pytest.param(_part(L, "Gaussian", scale=INF), ValueError, "a fixed scale must be a finite number > 0", id="gaussian-scale-inf"),
+    pytest.param(_part(L, "Gaussian", scale=-1.0), ValueError, "a fixed scale must be a finite number > 0", id="gaussian-scale-negative"),
+    pytest.param(_part(L, "Gaussian", scale="big"), ValueError, "scale must be a positive float or one of", id="gaussian-scale-name"),
+    pytest.param(_part(L, "Gaussian", min_scale=-1), ValueError, "min_scale must be a finite number > 0", id="gaussian-min-scale-negative"),
+    pytest.param(_part(L, "Laplace", min_scale=NAN), ValueError, "min_scale must be a finite number > 0", id="laplace-min-scale-nan"),
+    pytest.param(_part(L, "NegativeBinomial", total_count=0), ValueError, "total_count must be a finite number > 0", id="nb-total-count-0"),
+    pytest.param(_part(L, "NegativeBinomial", total_count=-3), ValueError, "total_count must be a finite number > 0", id="nb-total-count-negative"),
+    pytest.param(_part(L, "NegativeBinomial", total_count="ten"), TypeError, "total_count must be a number", id="nb-total-count-str"),
+    pytest.param(_part(L, "DiscretizedLogistic", min_log_scale=INF), ValueError, "min_log_scale must be a finite number", id="dlogistic-min-log-scale-inf"),
+    pytest.param(_part(L, "BetaBinomial", total_count=0), ValueError, "total_count must be an integer >= 1", id="betabinomial-total-count-0"),
+    pytest.param(_part(L, "Bernoulli", soft_targets="yes"), TypeError, "soft_targets must be True or False", id="bernoulli-soft-targets-str"),
+    pytest.param(_part(P, "MixtureOfGaussians", 2, components=2.5), ValueError, "components must be an integer >= 1", id="mog-components-float"),
+    pytest.param(_part(P, "MixtureOfGaussians", 2, components=0), ValueError, "components must be an integer >= 1", id="mog-components-0"),
+    pytest.param(_part(P, "VampPrior", 2, (1, 8, 8), components=-1), ValueError, "components must be an integer >= 1", id="vamp-components-negative"),
+    pytest.param(_part(P, "FlowPrior", 2, num_flows=0), ValueError, "num_flows must be an integer >= 1", id="flow-num-flows-0"),
+    pytest.param(_part(P, "StandardNormal", 0), ValueError, "z_dim must be an integer >= 1", id="prior-z-dim-0"),
+    pytest.param(_part(N_, "MLPEncoder", (64,), 2, hidden=(0,)), ValueError, "hidden layer sizes must be integers >= 1", id="mlp-hidden-0"),
+    pytest.param(_part(N_, "MLPDecoder", 2, (64,), hidden=(8, 2.5)), ValueError, "hidden layer sizes must be integers >= 1", id="mlp-hidden-float"),
+    pytest.param(_part(N_, "MLPClassifier", (64,), 3, activation="sigmoidal"), ValueError, "unknown activation 'sigmoidal'", id="mlp-activation-unknown"),
+    pytest.param(_fitting(lr=INF), ValueError, "lr must be a finite number", id="fit-lr-inf"),
+    pytest.param(_fitting(beta=INF), ValueError, "beta must be a finite number", id="fit-beta-inf"),
+    pytest.param(_fitting(warmup_epochs=INF), ValueError, "warmup_epochs must be a finite number", id="fit-warmup-inf"),
+    pytest.param(_fitting(seed="abc"), ValueError, "seed must be an integer >= 0", id="fit-seed-str"),
+    pytest.param(_fitting(seed=-1), ValueError, "seed must be an integer >= 0", id="fit-seed-negative"),
+    pytest.param(_fitting(callbacks=[1]), TypeError, "has no on_train_begin", id="fit-callbacks-int"),
+    pytest.param(_fitting(device="gpu"), ValueError, "device must be e.g. 'cpu' or 'cuda'", id="fit-device-name"),
+    pytest.param(_fitting(device="cuda:7"), ValueError, "CUDA is not available here", id="fit-device-cuda", marks=NO_CUDA),
+    pytest.param(_fitting(epochs=-1), ValueError, "epochs must be an integer >= 0", id="fit-epochs-negative"),
+    pytest.param(_decoding_nan, ValueError, "NaN or infinite", id="decode-nan-z"),
+    pytest.param(_encoding_with_a_negative_scale, ValueError, "scale", id="encode-negative-scale"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make, exception, fragments", API)
+def test_bad_parts_and_arguments_are_refused_before_any_work(
+    make: Make, exception: type[BaseException], fragments: Any, tmp_path: Path
+) -> None:
+    error = assert_refused(make(tmp_path), exception, fragments, tmp_path)
+    assert len(str(error)) < 600, "a short message, not a tensor dump"

@@ -439,7 +439,7 @@ class VAE(PyroModule):
         for xb, sb in self._batches(x, batch_size, **side):
             loc, scale = self._q_params(xb, **sb)
             locs.append(finite_or_raise(loc, "the posterior mean"))
-            scales.append(finite_or_raise(scale, "the posterior scale"))
+            scales.append(positive_or_raise(finite_or_raise(scale, "the posterior scale")))
         return dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
 
     @torch.no_grad()
@@ -448,6 +448,11 @@ class VAE(PyroModule):
         z = torch.as_tensor(z, dtype=torch.get_default_dtype(), device=self.device)
         if z.shape[-1:] != (self.z_dim,):
             raise ValueError(f"z must have shape (..., {self.z_dim}), got {tuple(z.shape)}")
+        bad = int((~torch.isfinite(z)).any(-1).sum())
+        if bad:
+            raise ValueError(
+                f"z holds NaN or infinite values in {bad} code(s); decode finite codes"
+            )
         return self.likelihood(self.decoder(z), len(self.input_shape))
 
     @torch.no_grad()
@@ -588,3 +593,15 @@ class VAE(PyroModule):
                 f"data items have shape {tuple(x.shape[1:])} (data shape {tuple(x.shape)}) "
                 f"but this VAE was built for input_shape={self.input_shape}{hint}"
             )
+
+
+def positive_or_raise(scale: torch.Tensor) -> torch.Tensor:
+    """``scale``, or a ValueError if the encoder gave a scale <= 0 for some item."""
+    bad = scale <= 0
+    if bool(bad.any()):
+        items = int(bad.reshape(len(bad), -1).any(1).sum())
+        raise ValueError(
+            f"the encoder returned a posterior scale <= 0 for {items} item(s): end its scale "
+            "output with a softplus (and a small floor), as pyvae.nets' encoders do"
+        )
+    return scale
