@@ -857,8 +857,12 @@ def _encoding_with_a_negative_scale(folder: Path) -> Callable[[], Any]:
             loc, scale = super().forward(x)
             return loc, -scale
 
-    vae = VAE(Negative((1, 8, 8), 2, hidden=(8,)), nets.MLPDecoder(2, (1, 8, 8), hidden=(8,)),
-              priors.StandardNormal(2), likelihoods.Bernoulli())  # fmt: skip
+    vae = VAE(
+        Negative((1, 8, 8), 2, hidden=(8,)),
+        nets.MLPDecoder(2, (1, 8, 8), hidden=(8,)),
+        priors.StandardNormal(2),
+        likelihoods.Bernoulli(),
+    )
     return lambda: vae.encode(torch.zeros(3, 1, 8, 8))
 
 
@@ -880,37 +884,156 @@ def _part(module: str, name: str, *args: Any, **kwargs: Any) -> Make:
 
 
 API = [
-    pytest.param(_part(L, "Gaussian", scale=INF), ValueError, "a fixed scale must be a finite number > 0", id="gaussian-scale-inf"),
-    pytest.param(_part(L, "Gaussian", scale=-1.0), ValueError, "a fixed scale must be a finite number > 0", id="gaussian-scale-negative"),
-    pytest.param(_part(L, "Gaussian", scale="big"), ValueError, "scale must be a positive float or one of", id="gaussian-scale-name"),
-    pytest.param(_part(L, "Gaussian", min_scale=-1), ValueError, "min_scale must be a finite number > 0", id="gaussian-min-scale-negative"),
-    pytest.param(_part(L, "Laplace", min_scale=NAN), ValueError, "min_scale must be a finite number > 0", id="laplace-min-scale-nan"),
-    pytest.param(_part(L, "NegativeBinomial", total_count=0), ValueError, "total_count must be a finite number > 0", id="nb-total-count-0"),
-    pytest.param(_part(L, "NegativeBinomial", total_count=-3), ValueError, "total_count must be a finite number > 0", id="nb-total-count-negative"),
-    pytest.param(_part(L, "NegativeBinomial", total_count="ten"), TypeError, "total_count must be a number", id="nb-total-count-str"),
-    pytest.param(_part(L, "DiscretizedLogistic", min_log_scale=INF), ValueError, "min_log_scale must be a finite number", id="dlogistic-min-log-scale-inf"),
-    pytest.param(_part(L, "BetaBinomial", total_count=0), ValueError, "total_count must be an integer >= 1", id="betabinomial-total-count-0"),
-    pytest.param(_part(L, "Bernoulli", soft_targets="yes"), TypeError, "soft_targets must be True or False", id="bernoulli-soft-targets-str"),
-    pytest.param(_part(P, "MixtureOfGaussians", 2, components=2.5), ValueError, "components must be an integer >= 1", id="mog-components-float"),
-    pytest.param(_part(P, "MixtureOfGaussians", 2, components=0), ValueError, "components must be an integer >= 1", id="mog-components-0"),
-    pytest.param(_part(P, "VampPrior", 2, (1, 8, 8), components=-1), ValueError, "components must be an integer >= 1", id="vamp-components-negative"),
-    pytest.param(_part(P, "FlowPrior", 2, num_flows=0), ValueError, "num_flows must be an integer >= 1", id="flow-num-flows-0"),
-    pytest.param(_part(P, "StandardNormal", 0), ValueError, "z_dim must be an integer >= 1", id="prior-z-dim-0"),
-    pytest.param(_part(N_, "MLPEncoder", (64,), 2, hidden=(0,)), ValueError, "hidden layer sizes must be integers >= 1", id="mlp-hidden-0"),
-    pytest.param(_part(N_, "MLPDecoder", 2, (64,), hidden=(8, 2.5)), ValueError, "hidden layer sizes must be integers >= 1", id="mlp-hidden-float"),
-    pytest.param(_part(N_, "MLPClassifier", (64,), 3, activation="sigmoidal"), ValueError, "unknown activation 'sigmoidal'", id="mlp-activation-unknown"),
+    pytest.param(
+        _part(L, "Gaussian", scale=INF),
+        ValueError,
+        "a fixed scale must be a finite number > 0",
+        id="gaussian-scale-inf",
+    ),
+    pytest.param(
+        _part(L, "Gaussian", scale=-1.0),
+        ValueError,
+        "a fixed scale must be a finite number > 0",
+        id="gaussian-scale-negative",
+    ),
+    pytest.param(
+        _part(L, "Gaussian", scale="big"),
+        ValueError,
+        "scale must be a positive float or one of",
+        id="gaussian-scale-name",
+    ),
+    pytest.param(
+        _part(L, "Gaussian", min_scale=-1),
+        ValueError,
+        "min_scale must be a finite number > 0",
+        id="gaussian-min-scale-negative",
+    ),
+    pytest.param(
+        _part(L, "Laplace", min_scale=NAN),
+        ValueError,
+        "min_scale must be a finite number > 0",
+        id="laplace-min-scale-nan",
+    ),
+    pytest.param(
+        _part(L, "NegativeBinomial", total_count=0),
+        ValueError,
+        "total_count must be a finite number > 0",
+        id="nb-total-count-0",
+    ),
+    pytest.param(
+        _part(L, "NegativeBinomial", total_count=-3),
+        ValueError,
+        "total_count must be a finite number > 0",
+        id="nb-total-count-negative",
+    ),
+    pytest.param(
+        _part(L, "NegativeBinomial", total_count="ten"),
+        TypeError,
+        "total_count must be a number",
+        id="nb-total-count-str",
+    ),
+    pytest.param(
+        _part(L, "DiscretizedLogistic", min_log_scale=INF),
+        ValueError,
+        "min_log_scale must be a finite number",
+        id="dlogistic-min-log-scale-inf",
+    ),
+    pytest.param(
+        _part(L, "BetaBinomial", total_count=0),
+        ValueError,
+        "total_count must be an integer >= 1",
+        id="betabinomial-total-count-0",
+    ),
+    pytest.param(
+        _part(L, "Bernoulli", soft_targets="yes"),
+        TypeError,
+        "soft_targets must be True or False",
+        id="bernoulli-soft-targets-str",
+    ),
+    pytest.param(
+        _part(P, "MixtureOfGaussians", 2, components=2.5),
+        ValueError,
+        "components must be an integer >= 1",
+        id="mog-components-float",
+    ),
+    pytest.param(
+        _part(P, "MixtureOfGaussians", 2, components=0),
+        ValueError,
+        "components must be an integer >= 1",
+        id="mog-components-0",
+    ),
+    pytest.param(
+        _part(P, "VampPrior", 2, (1, 8, 8), components=-1),
+        ValueError,
+        "components must be an integer >= 1",
+        id="vamp-components-negative",
+    ),
+    pytest.param(
+        _part(P, "FlowPrior", 2, num_flows=0),
+        ValueError,
+        "num_flows must be an integer >= 1",
+        id="flow-num-flows-0",
+    ),
+    pytest.param(
+        _part(P, "StandardNormal", 0),
+        ValueError,
+        "z_dim must be an integer >= 1",
+        id="prior-z-dim-0",
+    ),
+    pytest.param(
+        _part(N_, "MLPEncoder", (64,), 2, hidden=(0,)),
+        ValueError,
+        "hidden layer sizes must be integers >= 1",
+        id="mlp-hidden-0",
+    ),
+    pytest.param(
+        _part(N_, "MLPDecoder", 2, (64,), hidden=(8, 2.5)),
+        ValueError,
+        "hidden layer sizes must be integers >= 1",
+        id="mlp-hidden-float",
+    ),
+    pytest.param(
+        _part(N_, "MLPClassifier", (64,), 3, activation="sigmoidal"),
+        ValueError,
+        "unknown activation 'sigmoidal'",
+        id="mlp-activation-unknown",
+    ),
     pytest.param(_fitting(lr=INF), ValueError, "lr must be a finite number", id="fit-lr-inf"),
     pytest.param(_fitting(beta=INF), ValueError, "beta must be a finite number", id="fit-beta-inf"),
-    pytest.param(_fitting(warmup_epochs=INF), ValueError, "warmup_epochs must be a finite number", id="fit-warmup-inf"),
-    pytest.param(_fitting(seed="abc"), ValueError, "seed must be an integer >= 0", id="fit-seed-str"),
-    pytest.param(_fitting(seed=-1), ValueError, "seed must be an integer >= 0", id="fit-seed-negative"),
-    pytest.param(_fitting(callbacks=[1]), TypeError, "has no on_train_begin", id="fit-callbacks-int"),
-    pytest.param(_fitting(device="gpu"), ValueError, "device must be e.g. 'cpu' or 'cuda'", id="fit-device-name"),
-    pytest.param(_fitting(device="cuda:7"), ValueError, "CUDA is not available here", id="fit-device-cuda", marks=NO_CUDA),
-    pytest.param(_fitting(epochs=-1), ValueError, "epochs must be an integer >= 0", id="fit-epochs-negative"),
+    pytest.param(
+        _fitting(warmup_epochs=INF),
+        ValueError,
+        "warmup_epochs must be a finite number",
+        id="fit-warmup-inf",
+    ),
+    pytest.param(
+        _fitting(seed="abc"), ValueError, "seed must be an integer >= 0", id="fit-seed-str"
+    ),
+    pytest.param(
+        _fitting(seed=-1), ValueError, "seed must be an integer >= 0", id="fit-seed-negative"
+    ),
+    pytest.param(
+        _fitting(callbacks=[1]), TypeError, "has no on_train_begin", id="fit-callbacks-int"
+    ),
+    pytest.param(
+        _fitting(device="gpu"),
+        ValueError,
+        "device must be e.g. 'cpu' or 'cuda'",
+        id="fit-device-name",
+    ),
+    pytest.param(
+        _fitting(device="cuda:7"),
+        ValueError,
+        "CUDA is not available here",
+        id="fit-device-cuda",
+        marks=NO_CUDA,
+    ),
+    pytest.param(
+        _fitting(epochs=-1), ValueError, "epochs must be an integer >= 0", id="fit-epochs-negative"
+    ),
     pytest.param(_decoding_nan, ValueError, "NaN or infinite", id="decode-nan-z"),
     pytest.param(_encoding_with_a_negative_scale, ValueError, "scale", id="encode-negative-scale"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("make, exception, fragments", API)

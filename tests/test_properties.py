@@ -97,3 +97,62 @@ def test_data_conversion_works_or_explains(x):
         assert out.shape == x.shape and out.dtype != torch.float64
         ds = _works_or_explains(lambda: data.ArrayDataset(x))
         assert ds is None or len(ds) == len(x)
+
+
+# ------------------------------------------------------------- parts' constructors, CLI numbers
+numbers_or_not = st.one_of(
+    special,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-10, 10),
+    st.sampled_from(["1.0", None, True, [1.0]]),
+)
+
+
+@SETTINGS
+@given(value=numbers_or_not)
+def test_part_constructors_take_a_good_number_or_refuse_it_by_name(value):
+    from pyvae import likelihoods, priors
+
+    makers = {
+        "scale": lambda v: likelihoods.Gaussian(scale=v),
+        "min_scale": lambda v: likelihoods.Laplace(min_scale=v),
+        "total_count": lambda v: likelihoods.NegativeBinomial(total_count=v),
+        "min_log_scale": lambda v: likelihoods.DiscretizedLogistic(min_log_scale=v),
+        "components": lambda v: priors.MixtureOfGaussians(2, components=v),
+    }
+    for name, make in makers.items():
+        try:
+            part = make(value)
+        except (ValueError, TypeError) as e:
+            assert name in str(e) and len(str(e)) < 300
+        else:  # accepted: a finite number, positive where it must be
+            assert isinstance(value, (int, float)) and math.isfinite(value)
+            assert name == "min_log_scale" or value > 0
+            assert part is not None
+
+
+@SETTINGS
+@given(
+    text=st.one_of(
+        st.sampled_from(["inf", "-inf", "nan", "0", "-1", "1e-3", "2", "x", "1e400"]),
+        st.text(max_size=6),
+    )
+)
+def test_cli_numbers_are_checked_as_the_flags_are_read(text, capsys):
+    from pyvae.cli import _parser
+
+    for flag, positive, integer in (
+        ("--lr", True, False),
+        ("--epochs", True, True),
+        ("--beta", False, False),
+        ("--seed", False, True),
+    ):
+        try:
+            args = _parser().parse_args(["train", flag, text])
+        except SystemExit as e:
+            assert e.code == 2
+            assert flag in capsys.readouterr().err
+            continue
+        value = getattr(args, flag[2:].replace("-", "_"))
+        assert math.isfinite(value) and (value > 0 if positive else value >= 0)
+        assert not integer or isinstance(value, int)
