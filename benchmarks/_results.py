@@ -4,6 +4,10 @@ Each file holds ``{"rows": [...], "runs": {...}}``: the rows (each with the mach
 torch and pyvae versions, the date and the command that made it) and nothing else, so the
 README's tables can be made from them. :func:`write_row` replaces the row with the same
 key, so re-running one setting updates its row only.
+
+The folder is ``benchmarks/results/``, or the one named by the environment variable
+``PYVAE_BENCH_RESULTS`` (smoke runs write there instead); a script may also set
+``_results.RESULTS`` (its ``--results DIR`` flag).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 
 import pyvae
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("PYVAE_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 __all__ = ["RESULTS", "machine", "write_row"]
 
