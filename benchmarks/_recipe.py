@@ -26,6 +26,7 @@ import pyro
 import torch
 
 from pyvae.callbacks import Callback
+from pyvae.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from pyvae.train.checkpointer import RESUME_HINT
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RowFolder",
     "add_common_flags",
     "chunked_log_likelihood",
+    "fit_summary",
     "minutes",
     "setup",
 ]
@@ -156,6 +158,15 @@ class KeepBest(Callback):
         if stop:
             print(f"  early stopping: no better {self.what} for {self.patience} epochs")
         return stop
+
+
+def fit_summary(history: dict[str, list] | None, directory: Path | None = None) -> dict:
+    """The epochs a ``fit`` ran and their seconds, from its history, or from the
+    checkpoint in ``directory`` (a run that stopped early and was interrupted before it
+    recorded that)."""
+    if history is None:
+        history = load_checkpoint(directory / CHECKPOINT_NAME)["history"]
+    return {"epochs": len(history["epoch"]), "seconds": float(sum(history["time_s"]))}
 
 
 @torch.no_grad()

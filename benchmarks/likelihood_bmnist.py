@@ -57,7 +57,15 @@ import time
 
 import pyro
 import torch
-from _recipe import KeepBest, RowFolder, add_common_flags, chunked_log_likelihood, minutes, setup
+from _recipe import (
+    KeepBest,
+    RowFolder,
+    add_common_flags,
+    chunked_log_likelihood,
+    fit_summary,
+    minutes,
+    setup,
+)
 from _results import write_row
 
 import pyvae
@@ -134,7 +142,11 @@ def train_row(args, folder: RowFolder, train, val) -> dict:
         done = folder.read(f"stage{i}/stage.json")
         if done is None:
             best = folder.read("best.json")
-            if best is not None and best["stopped"]:
+            if best is not None and best["stopped"]:  # then interrupted before stage.json
+                if (sub / "checkpoint.pt").exists():
+                    done = fit_summary(None, sub)
+                    folder.write(f"stage{i}/stage.json", done)
+                    seconds, epochs = seconds + done["seconds"], first + done["epochs"]
                 break
             sub.mkdir(exist_ok=True)
             pyro.set_rng_seed(args.seed)
@@ -171,7 +183,7 @@ def train_row(args, folder: RowFolder, train, val) -> dict:
                 callbacks=[keep],
             )
             vae.save(sub / "final.pt", overwrite=True)
-            done = {"epochs": len(history["epoch"]), "seconds": sum(history["time_s"])}
+            done = fit_summary(history)
             folder.write(f"stage{i}/stage.json", done)
         seconds += done["seconds"]
         epochs = first + done["epochs"]
