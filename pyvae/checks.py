@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -85,3 +87,25 @@ def non_finite_step(loss: float, where: str) -> FloatingPointError:
     is NaN or infinite, naming ``where`` (epoch and batch) and the likely causes."""
     what = f"the loss became {loss}" if not math.isfinite(loss) else "a gradient became NaN/inf"
     return FloatingPointError(f"{what} at {where}: {STEP_ADVICE}")
+
+
+def short_part_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A method of a VAE whose parts may hand torch invalid values: torch's argument check
+    (``Expected parameter scale ... but found invalid values:`` and a dump of the tensor)
+    is raised as one line naming the method, without the dump."""
+
+    @functools.wraps(method)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ValueError as e:
+            text = str(e)
+            if not text.startswith("Expected parameter"):
+                raise
+            first = text.split(":\n", 1)[0]
+            raise ValueError(
+                f"{type(self).__name__}.{method.__name__}: a part gave a distribution invalid "
+                f"values ({first}); check the encoder's scale (> 0) and the decoder's outputs"
+            ) from None
+
+    return checked

@@ -849,7 +849,7 @@ def _decoding_nan(folder: Path) -> Callable[[], Any]:
     return lambda: vae.decode(torch.tensor([[0.0, float("nan")]]))
 
 
-def _encoding_with_a_negative_scale(folder: Path) -> Callable[[], Any]:
+def _negative_scale_vae() -> Any:
     from pyvae import VAE, likelihoods, nets, priors
 
     class Negative(nets.MLPEncoder):
@@ -863,7 +863,17 @@ def _encoding_with_a_negative_scale(folder: Path) -> Callable[[], Any]:
         priors.StandardNormal(2),
         likelihoods.Bernoulli(),
     )
+    return vae
+
+
+def _encoding_with_a_negative_scale(folder: Path) -> Callable[[], Any]:
+    vae = _negative_scale_vae()
     return lambda: vae.encode(torch.zeros(3, 1, 8, 8))
+
+
+def _elbo_with_a_negative_scale(folder: Path) -> Callable[[], Any]:
+    vae = _negative_scale_vae()
+    return lambda: vae.elbo(torch.zeros(3, 1, 8, 8))
 
 
 def _fitting(**kwargs: Any) -> Make:
@@ -1033,6 +1043,12 @@ API = [
     ),
     pytest.param(_decoding_nan, ValueError, "NaN or infinite", id="decode-nan-z"),
     pytest.param(_encoding_with_a_negative_scale, ValueError, "scale", id="encode-negative-scale"),
+    pytest.param(
+        _elbo_with_a_negative_scale,
+        ValueError,
+        ("VAE.elbo: a part gave a distribution invalid values", "encoder's scale"),
+        id="elbo-negative-scale",
+    ),
 ]
 
 

@@ -29,7 +29,7 @@ from ..capabilities import (
     CapabilityError,
     check_feature,
 )
-from ..checks import check_finite, check_int, finite_or_raise
+from ..checks import check_finite, check_int, finite_or_raise, short_part_errors
 from ..config import class_name, part_spec
 from ..data import RandomOrder, batches, distinct_values, side_batches, source, targets
 from ..likelihoods import LIKELIHOODS
@@ -430,6 +430,7 @@ class VAE(PyroModule):
         return {}
 
     @torch.no_grad()
+    @short_part_errors
     def encode(self, x: Any, batch_size: int = 1024, **side: Any) -> dist.TorchDistribution:
         """q(z|x) for each item of ``x``: a Normal with batch shape ``(N,)``, event ``(z_dim,)``.
 
@@ -443,6 +444,7 @@ class VAE(PyroModule):
         return dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
 
     @torch.no_grad()
+    @short_part_errors
     def decode(self, z: torch.Tensor) -> dist.TorchDistribution:
         """p(x|z) for latent codes ``z`` of shape ``(*batch, z_dim)``; event shape = data shape."""
         z = torch.as_tensor(z, dtype=torch.get_default_dtype(), device=self.device)
@@ -456,6 +458,7 @@ class VAE(PyroModule):
         return self.likelihood(self.decoder(z), len(self.input_shape))
 
     @torch.no_grad()
+    @short_part_errors
     def reconstruct(
         self, x: Any, mean: bool = True, batch_size: int = 1024, **side: Any
     ) -> torch.Tensor:
@@ -468,6 +471,7 @@ class VAE(PyroModule):
         return torch.cat(out)
 
     @torch.no_grad()
+    @short_part_errors
     def sample(self, n: int, mean: bool = True, temperature: float = 1.0) -> torch.Tensor:
         """Generate ``n`` items: ``z ~ prior``, then E[x|z] (or a draw if ``mean=False``).
 
@@ -478,6 +482,7 @@ class VAE(PyroModule):
         return px.mean if mean else px.sample()
 
     @torch.no_grad()
+    @short_part_errors
     def elbo(
         self,
         x: Any,
@@ -505,6 +510,7 @@ class VAE(PyroModule):
         return out.sum() if reduction == "sum" else out
 
     @torch.no_grad()
+    @short_part_errors
     def log_likelihood(
         self,
         x: Any,
