@@ -7,14 +7,15 @@ import math
 import warnings
 
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 import torch.nn.functional as F
 from pyro import poutine
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, config_enumerate
 from pyro.poutine.util import site_is_subsample
 
-from pyvae import ConditionalVAE, SemiSupervisedVAE, data, evaluate, fit, load
+from pyvae import ConditionalVAE, SemiSupervisedVAE, data, evaluate, fit, likelihoods, load
 from pyvae.capabilities import CapabilityError
 from pyvae.semisupervised import SemiSupervisedELBO
 
@@ -294,3 +295,98 @@ def test_fit_stratifies_batches_unless_labelled_share_is_zero():
     assert all(math.isfinite(v) for v in history["train_elbo"])
     with pytest.raises(ValueError, match=r"labelled_share must be a number in \[0, 1\)"):
         small_m2(labelled_share=1.0)
+
+
+def _pyro_ssvae(m2, alpha):
+    """Pyro's SS-VAE (``examples/vae/ss_vae_M2.py``, variant 3) written directly with pyro
+    on ``m2``'s networks: one plate ``"data"``, no minibatch scaling, one-hot y; the
+    guide's y enumerated in parallel; the auxiliary ``alpha * log q(y|x)`` as its own
+    model ``model_classify``."""
+
+    def join(a, b):
+        batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+        return torch.cat([a.expand(*batch, a.shape[-1]), b.expand(*batch, b.shape[-1])], -1)
+
+    def model(xs, ys=None):
+        batch, z_dim = len(xs), m2.z_dim
+        with pyro.plate("data", batch):
+            zs = pyro.sample("z", dist.Normal(xs.new_zeros(batch, z_dim), 1.0).to_event(1))
+            prior = dist.OneHotCategorical(xs.new_ones(batch, K) / K)
+            ys = pyro.sample("y", prior, obs=ys)
+            pyro.sample("x", m2.likelihood(m2.decoder(join(zs, ys)), len(SHAPE)), obs=xs)
+
+    @config_enumerate(default="parallel")
+    def guide(xs, ys=None):
+        with pyro.plate("data", len(xs)):
+            if ys is None:
+                ys = pyro.sample("y", dist.OneHotCategorical(logits=m2.classifier(xs)))
+            loc, scale = m2.encoder(join(xs.flatten(1), ys))
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    def model_classify(xs, ys):
+        with pyro.plate("data", len(xs)), poutine.scale(scale=alpha):
+            pyro.sample("y_aux", dist.OneHotCategorical(logits=m2.classifier(xs)), obs=ys)
+
+    def unlabelled(xs):
+        return TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(model, guide, xs)
+
+    def labelled(xs, ys):
+        ys = F.one_hot(ys, K).to(xs.dtype)
+        with warnings.catch_warnings():  # all labelled: nothing to enumerate, Pyro says so
+            warnings.simplefilter("ignore", UserWarning)
+            elbo = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(model, guide, xs, ys)
+        aux = Trace_ELBO().differentiable_loss(model_classify, lambda xs, ys: None, xs, ys)
+        return elbo + aux
+
+    return unlabelled, labelled
+
+
+@pytest.mark.parametrize("stratified", [False, True], ids=["uniform", "stratified"])
+def test_objective_and_gradients_equal_pyros_ss_vae(monkeypatch, stratified):
+    """On one batch of labelled and unlabelled items, SemiSupervisedELBO with fit's keyword
+    arguments equals Pyro's SS-VAE (its summed TraceEnum ELBO plus alpha times the
+    auxiliary loss) on the same networks, loss and every gradient, once each part is
+    scaled to the dataset as fit scales it (``num_data / B``, or each part by its own
+    count with stratified batches)."""
+
+    def fixed_noise(self, sample_shape=()):  # the same draw for the same shape
+        shape = self._extended_shape(torch.Size(sample_shape))
+        eps = torch.randn(shape, generator=torch.Generator().manual_seed(3), dtype=self.loc.dtype)
+        return self.loc + eps * self.scale
+
+    monkeypatch.setattr(torch.distributions.Normal, "rsample", fixed_noise)
+    alpha, n, n_labelled = 46.0, 60, 12
+    pyro.set_rng_seed(0)
+    m2 = small_m2(
+        alpha=alpha,
+        likelihood=likelihoods.Bernoulli(soft_targets=True),
+        net_kwargs={"hidden": (16,), "activation": "softplus"},
+    )
+    x = torch.rand(7, *SHAPE)  # grey levels, as Pyro's example scores them
+    y = torch.tensor([2, -1, 0, -1, -1, 1, -1])
+    known = y != -1
+    kwargs = {"num_data": n, "kl_weight": 1.0}
+    if stratified:  # fit's step_kwargs with stratified batches (LabelledBatches)
+        kwargs["num_labelled"] = n_labelled
+        scale_l, scale_u = n_labelled / int(known.sum()), (n - n_labelled) / int((~known).sum())
+    else:
+        scale_l = scale_u = n / len(x)
+    params = list(m2.parameters())
+
+    loss = SemiSupervisedELBO(m2).differentiable_loss(m2.model, m2.guide, x, y, **kwargs)
+    grads = torch.autograd.grad(loss, params)
+    unlabelled, labelled = _pyro_ssvae(m2, alpha)
+    reference = scale_u * unlabelled(x[~known]) + scale_l * labelled(x[known], y[known])
+    reference_grads = torch.autograd.grad(reference, params)
+
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    for (name, _), g, ref in zip(m2.named_parameters(), grads, reference_grads, strict=True):
+        assert ref.abs().max() > 0, name  # every network learns, the classifier included
+        torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    # the same through the training path (loss_and_grads, as fit's step calls it)
+    for p in params:
+        p.grad = None
+    value = SemiSupervisedELBO(m2).loss_and_grads(m2.model, m2.guide, x, y, **kwargs)
+    assert value == pytest.approx(reference.item(), rel=1e-5)
+    for p, ref in zip(params, reference_grads, strict=True):
+        torch.testing.assert_close(p.grad, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())

@@ -463,6 +463,19 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     over where not) plus ``alpha * log q(y|x)`` on the labelled items, scaled like the
     minibatch. The loss is its negative, in nats for the whole dataset.
 
+    The full-data objective, which every step estimates without bias (uniform batches
+    scaled by ``num_data / B``, or stratified ones with each part scaled by its own count)::
+
+        J = sum_{x unlabelled} U(x) + sum_{(x, y) labelled} [L(x, y) + alpha log q(y|x)]
+
+    with ``L(x, y) = E_q(z|x,y)[log p(x|y,z) + log p(z) - log q(z|x,y)] + log p(y)`` and
+    ``U(x) = sum_y q(y|x) [L(x, y) - log q(y|x)]``. This is the objective of Pyro's
+    SS-VAE (``examples/vae/ss_vae_M2.py``, enumerated y with the auxiliary loss, whose
+    ``aux_loss_multiplier`` is ``alpha``) summed over an epoch: on one batch the two agree,
+    loss and every gradient (``tests/test_semisupervised.py``). Pyro steps the labelled
+    items as batches of their own and the auxiliary term as a second step; here they
+    share the batch.
+
     Args:
         vae: the :class:`SemiSupervisedVAE` whose classifier gives q(y|x).
         alpha: weight of ``log q(y|x)`` per labelled item (default: ``vae.alpha``); 0 gives
