@@ -61,7 +61,8 @@ def fit(
             or for the semi-supervised VAE every unlabelled item once with the labelled
             items cycled through each batch.
         batch_size: minibatch size.
-        lr: learning rate of the default optimizer ``pyro.optim.Adam``.
+        lr: learning rate of the default optimizer (:func:`~pyvae.train.steps.default_optimizer`:
+            fused ``torch.optim.Adam`` over the VAE's parameters).
         elbo: a Pyro ELBO, e.g. ``TraceMeanField_ELBO()``. Default: the VAE's own
             (:meth:`pyvae.VAE.default_elbo`): ``Trace_ELBO``'s estimator, computed by
             :class:`pyvae.objectives.DirectELBO` from the VAE's parts without recording
