@@ -1,7 +1,8 @@
 """What the reproduction recipes share: a resumable folder per row, model selection on the
 validation split, a resumable test-set evaluation and the ``--results`` flag.
 
-A row's folder (``benchmarks/runs/<script>/<row>/``, ignored by git) holds, as the run
+A row's folder (``~/.cache/pyvae/benchmark-runs/<script>/<row>/`` by default, or under
+``$PYVAE_BENCH_RUNS``: outside the work tree) holds, as the run
 goes: ``settings.json`` (what the row was started with; a rerun with other settings is
 refused rather than mixed in), fit's ``checkpoint.pt``, ``best.pt`` and ``best.json``
 (the best epoch so far on the validation split, its score, and whether early stopping
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -49,9 +51,19 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def runs_root() -> Path:
+    """Where the rows' run folders go by default: ``$PYVAE_BENCH_RUNS``, else
+    ``~/.cache/pyvae/benchmark-runs``: outside the work tree, so that a fresh checkout of
+    the project (a new session) still finds its runs and continues them."""
+    default = Path.home() / ".cache" / "pyvae" / "benchmark-runs"
+    return Path(os.environ.get("PYVAE_BENCH_RUNS", default))
+
+
 def add_common_flags(parser, out: str) -> None:
-    """``--out``, ``--results``, ``--device``, ``--root`` and ``--seed``."""
-    parser.add_argument("--out", default=out, help="the rows' run folders (%(default)s)")
+    """``--out`` (a folder ``out`` under :func:`runs_root`), ``--results``, ``--device``,
+    ``--root`` and ``--seed``."""
+    default = str(runs_root() / Path(out).name)
+    parser.add_argument("--out", default=default, help="the rows' run folders (%(default)s)")
     parser.add_argument(
         "--results",
         default=None,

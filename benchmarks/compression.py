@@ -29,7 +29,8 @@ test images of each. Published (Townsend et al. 2019), bits per dimension: BB-AN
 bz2 0.25, gzip 0.33 on binarized MNIST; BB-ANS 1.41, bz2 1.42 on 8-bit MNIST.
 
 Resumable: each row trains in ``--out/<dataset>-<likelihood>/`` (default
-``benchmarks/runs/compression/``, ignored by git), checkpointed every epoch; the same
+``~/.cache/pyvae/benchmark-runs/compression/``, or under ``$PYVAE_BENCH_RUNS``),
+checkpointed every epoch; the same
 command continues an interrupted run, and a finished row (``done.json``) is printed, not
 redone.
 """

@@ -15,8 +15,9 @@ goes to ``benchmarks/results/likelihood_bmnist.json`` (key: model). One command 
         --n-val 100 --n-test 50 --num-samples 100 --out /tmp/runs --results /tmp/results
                                                 # a quick check that it runs end to end
 
-Resumable: each row trains in ``--out/<model>/`` (default ``benchmarks/runs/
-likelihood_bmnist/<model>/``, ignored by git), checkpointed every epoch; an interrupted
+Resumable: each row trains in ``--out/<model>/`` (default ``~/.cache/pyvae/benchmark-runs/
+likelihood_bmnist/<model>/``, or under ``$PYVAE_BENCH_RUNS``: outside the work tree),
+checkpointed every epoch; an interrupted
 run (Ctrl-C, SIGTERM, a session's end) continues with the same command, in training or in
 the evaluation (saved every 1000 test images), and a finished row is printed, not redone.
 The best epoch so far on the validation split is kept there (``best.pt``, its score in

@@ -51,6 +51,7 @@ from pathlib import Path
 import pyro
 import torch
 import torch.nn.functional as F
+from _recipe import runs_root  # noqa: E402
 from _results import write_row  # noqa: E402  (benchmarks/_results.py, beside this file)
 
 import pyvae
@@ -250,7 +251,7 @@ def main() -> None:
     parser.add_argument("--root", default="../shared/data", help="folder with MNIST/raw")
     parser.add_argument("--labels", type=int, nargs="+", default=[100, 600, 1000, 3000])
     parser.add_argument("--runs", type=int, default=3, help="label draws (seeds 0, 1, ...)")
-    parser.add_argument("--out", default="benchmarks/runs/semisupervised_mnist")
+    parser.add_argument("--out", default=str(runs_root() / "semisupervised_mnist"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--z-dim", type=int, default=50)
     parser.add_argument("--hidden", type=int, nargs="+", default=[500])
