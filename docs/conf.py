@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import pkgutil
 import sys
@@ -48,6 +49,10 @@ extensions = [
     "sphinx.ext.mathjax",
     "myst_nb",
 ]
+# MathJax shipped with the site (sphinx-mathjax-offline, in the docs extra), so that the
+# maths renders offline too; without it, MathJax comes from its CDN.
+if importlib.util.find_spec("sphinx-mathjax-offline") is not None:
+    extensions.append("sphinx-mathjax-offline")
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "notebooks/.ipynb_checkpoints"]
 root_doc = "index"
