@@ -95,7 +95,7 @@ def atomic_write(
     Refuses a folder as ``path``, and an existing file unless ``overwrite``; makes the
     missing parent folders. The temporary file is named ``.NAME.HOST.PID.XXXXXXXX.tmp``;
     those a killed process left in the folder are removed first
-    (:func:`remove_stale_temporaries`). A full disk is an ``OSError`` (ENOSPC) naming
+    (``remove_stale_temporaries``). A full disk is an ``OSError`` (ENOSPC) naming
     ``path``, with the previous file left as it was. Returns ``path`` as a
     :class:`~pathlib.Path`.
     """

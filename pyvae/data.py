@@ -351,7 +351,7 @@ class RandomOrder:
     """The items of one training epoch, in batch order: each of ``n`` items once, in a
     random order (:func:`pyvae.fit`'s default). Calling it draws an epoch's order.
 
-    :attr:`step_kwargs` are extra keyword arguments for the model and guide at each step
+    ``step_kwargs`` are extra keyword arguments for the model and guide at each step
     (none here: the minibatch is a uniform sample, scaled by ``num_data / B``).
     """
 
@@ -377,7 +377,7 @@ class LabelledBatches(RandomOrder):
     five, so the labelled terms reach the gradient as rare large spikes; here every step
     sees them. The model must scale each part by its own size,
     ``num_labelled / labelled`` and ``(num_data - num_labelled) / (batch_size - labelled)``
-    (unbiased for the full-data objective): :attr:`step_kwargs` passes ``num_labelled``.
+    (unbiased for the full-data objective): ``step_kwargs`` passes ``num_labelled``.
 
     Args:
         labels: ``(N,)`` int64, :data:`UNLABELLED` (-1) where unknown; both kinds present.

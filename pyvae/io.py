@@ -75,7 +75,7 @@ def load(
 ) -> VAE:
     """Load a VAE saved by :func:`save`.
 
-    The VAE (its class: :class:`VAE` or a variant) and its parts are rebuilt from the
+    The VAE (its class: :class:`~pyvae.VAE` or a variant) and its parts are rebuilt from the
     saved config: pyvae's own classes are known; pass your own prior, likelihood, network
     or VAE subclass as ``classes=[...]``. For a part whose constructor arguments were not
     recorded (a plain ``nn.Module``), pass ``vae=``: a freshly built VAE of the same

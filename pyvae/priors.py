@@ -51,7 +51,7 @@ class Prior(Configurable, PyroModule):
     """Base class of priors p(z) with event shape ``(z_dim,)``.
 
     Subclasses implement :meth:`forward`. Tensors a prior creates should live on the
-    device of its parameters or of :meth:`_anchor` (a buffer every prior has), so the
+    device of its parameters or of ``_anchor()`` (a buffer every prior has), so the
     prior follows ``vae.to(device)``.
 
     ``capturable``: True where the class itself declares that a CUDA graph may replay

@@ -2,7 +2,7 @@
 
 Each process (rank ``r`` of ``W``) holds the whole VAE and the whole dataset and takes its
 share of every global minibatch; PyTorch's ``DistributedDataParallel`` (DDP), wrapped
-around the ELBO as a module (:class:`ELBOLoss`), averages the gradients, so every rank
+around the ELBO as a module (``ELBOLoss``), averages the gradients, so every rank
 applies the same update and the parameters stay identical.
 
 - **Batches.** ``batch_size`` is the *global* batch, as in a single process: rank 0 draws

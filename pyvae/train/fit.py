@@ -69,7 +69,7 @@ def fit(
             traces (same draws, same gradients) for a plain ``VAE`` with the default
             optimizer, else a fresh ``Trace_ELBO()``; variants may define another.
         optim: a Pyro optimizer, used through ``pyro.infer.SVI``. Default (None): the
-            fast path, :func:`default_optimizer`: ``torch.optim.Adam`` over
+            fast path, :func:`~pyvae.train.steps.default_optimizer`: ``torch.optim.Adam`` over
             ``vae.parameters()`` (fused kernel) stepping on the same ELBO gradients (the
             VAE owns all its parameters, so this is the same update as
             ``pyro.optim.Adam`` with one fused optimizer instead of one per parameter).

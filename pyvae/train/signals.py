@@ -1,6 +1,6 @@
 """Ctrl-C (SIGINT) and SIGTERM during training: a request to stop at the next safe point.
 
-Within :class:`StopSignals`, the first signal sets :attr:`StopSignals.requested`; the
+Within :class:`StopSignals`, the first signal sets ``StopSignals.requested``; the
 loop stops after the step in progress (its update and bookkeeping done), so the
 checkpoint it writes is the state of the last completed step, never a half-done one. A
 second signal stops at once (``KeyboardInterrupt``, nothing saved).

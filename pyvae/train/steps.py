@@ -163,14 +163,14 @@ def make_step(
 ) -> Step:
     """The run's step, from one table:
 
-    ============================  ==================  =================
-    optimizer                     where               step
-    ============================  ==================  =================
-    a Pyro optimizer (``optim``)  anywhere            :class:`SVIStep`
-    None (``default_optimizer``)  CUDA, one process,  :class:`GraphedStep`
+    ============================  =======================================  ====================
+    optimizer                     where                                    step
+    ============================  =======================================  ====================
+    a Pyro optimizer (``optim``)  anywhere                                 :class:`SVIStep`
+    None (``default_optimizer``)  CUDA, one process,                       :class:`GraphedStep`
                                   :func:`~pyvae.train.graphed.capturable`
-    None                          otherwise           :class:`TorchStep`
-    ============================  ==================  =================
+    None                          otherwise                                :class:`TorchStep`
+    ============================  =======================================  ====================
     """
     objective = Objective(vae, elbo)
     if optim is not None:
