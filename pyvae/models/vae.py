@@ -302,6 +302,12 @@ class VAE(PyroModule):
         check_batch(x)
         return (x if x.is_floating_point() else x.float()), x.shape[0], x.device
 
+    def p_z(self) -> dist.TorchDistribution:
+        """The prior p(z): ``prior(encoder)`` for a prior that declares ``needs_encoder``
+        (the VampPrior), else ``prior()``. So the model reads the encoder, and its trace
+        lists the encoder's parameters, only where p(z) depends on them."""
+        return self.prior(self.encoder) if self.prior.needs_encoder else self.prior()
+
     @pyro_method
     def model(
         self,
@@ -323,7 +329,7 @@ class VAE(PyroModule):
             x (observed or sampled), shape ``(B, *input_shape)``.
         """
         x, batch, device = self._model_input(x, batch_size)
-        prior = self.prior(self.encoder)
+        prior = self.p_z()
         with self._plate(batch, num_data, device):
             with kl_weighted(kl_weight):
                 z = pyro.sample("z", prior)
@@ -477,7 +483,7 @@ class VAE(PyroModule):
 
         ``temperature`` scales the prior's spread (see :func:`pyvae.priors.tempered`)."""
         check_int("n", n)
-        z = _priors.tempered(self.prior(self.encoder), temperature).sample((n,))
+        z = _priors.tempered(self.p_z(), temperature).sample((n,))
         px = self.decode(z)
         return px.mean if mean else px.sample()
 
