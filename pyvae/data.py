@@ -209,6 +209,11 @@ def source(data: Any) -> tuple[torch.Tensor, Callable | None]:
     elif isinstance(data, (list, tuple)):
         if len(data) == 2 and all(isinstance(d, (torch.Tensor, np.ndarray)) for d in data):
             return source(data[0])  # a pair (x, targets); targets() reads the second
+        if len(data) == 2 and all(isinstance(d, Dataset) for d in data):
+            raise TypeError(
+                "got a pair of datasets, as data.load returns them (train, test): write "
+                "train, test = data.load(...) and pass train (and val=test to fit)"
+            )
         raise TypeError(
             f"cannot use a {type(data).__name__} as data: pass a torch.Tensor or NumPy array "
             "(e.g. torch.tensor(data)); for a batch from a DataLoader use x, _ = batch"
@@ -255,6 +260,7 @@ def targets(data: Any) -> torch.Tensor | None:
     if isinstance(data, ArrayDataset):
         return data.targets
     if isinstance(data, (list, tuple)):
+        source(data)  # refused as source refuses it (e.g. the (train, test) of load)
         return torch.as_tensor(data[1]) if len(data) == 2 else None
     if isinstance(data, torch.utils.data.TensorDataset):
         return data.tensors[1] if len(data.tensors) > 1 else None

@@ -999,3 +999,11 @@ def test_label_column_applies_to_csv_files_only(tmp_path):
     for source in (tmp_path / "x.npy", "sprites"):
         with pytest.raises(ValueError, match="label_column applies to .csv files"):
             data.load(source, label_column=0)
+
+
+def test_the_pair_load_returns_is_not_taken_for_data():
+    pair = data.load("sprites", n_train=8, n_test=4, size=16)
+    vae = VAE.build(input_shape=(1, 16, 16), z_dim=2, net_kwargs={"hidden": (8,)})
+    for use in (lambda: fit(vae, pair, epochs=1, progress=False), lambda: vae.elbo(pair)):
+        with pytest.raises(TypeError, match=r"train, test = data\.load\(\.\.\.\)"):
+            use()

@@ -301,3 +301,9 @@ def test_a_prior_of_ones_own_that_declares_needs_encoder_gets_it(binary_data):
         assert vae.p_z().event_shape == (3,)
         assert vae.elbo(binary_data[:4]).isfinite()
         vae.sample(2)
+
+
+def test_channels_last_items_are_told_to_permute():
+    vae = VAE.build(input_shape=(1, 8, 8), z_dim=2, net_kwargs={"hidden": (8,)})
+    with pytest.raises(ValueError, match=r"look channels-last .*x\.permute\(0, 3, 1, 2\)"):
+        vae.elbo(torch.rand(4, 8, 8, 1).round())

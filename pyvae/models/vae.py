@@ -593,8 +593,14 @@ class VAE(PyroModule):
     def _check_shape(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape:
             hint = ""
-            if tuple(x.shape) == self.input_shape:
+            shape = self.input_shape
+            if tuple(x.shape) == shape:
                 hint = "; for a single item use x.unsqueeze(0)"
+            elif len(shape) == 3 and tuple(x.shape[1:]) == (*shape[1:], shape[0]):
+                hint = (
+                    "; the items look channels-last (H, W, C): pass x.permute(0, 3, 1, 2) "
+                    "(a NumPy array: x.transpose(0, 3, 1, 2))"
+                )
             elif math.prod(x.shape[1:]) == math.prod(self.input_shape):
                 shape = ", ".join(map(str, self.input_shape))
                 hint = (
