@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,8 +238,6 @@ def _check_support(vae: Any, dataset: Any, split: str, args: argparse.Namespace)
 
 
 def _load_data(spec: dict[str, Any]):
-    import warnings
-
     from . import data
 
     with warnings.catch_warnings():  # `pyvae train` says it in its own words
@@ -579,14 +578,18 @@ def _score(args: argparse.Namespace) -> int:
     folder, vae, config = _open_run(args.run)
     path = Path(args.out or folder / f"scores-{args.method}.npy")
     _check_output(path, args.overwrite)
-    if args.data:  # read the file with the run's own conventions for pixels
+    if args.data:  # read the file with the run's own conventions for pixels and labels
         spec = config.get("data") or {}
-        x = data.load(
-            args.data,
-            binarize=spec.get("binarize"),
-            values=spec.get("values", "unit"),
-            test_fraction=0,
-        )[0]
+        csv_file = str(args.data).lower().endswith(".csv")
+        with warnings.catch_warnings():  # `pyvae train` warned of label-like columns
+            warnings.filterwarnings("ignore", "(?s).*looks like a label", UserWarning)
+            x = data.load(
+                args.data,
+                binarize=spec.get("binarize"),
+                values=spec.get("values", "unit"),
+                test_fraction=0,
+                label_column=spec.get("label_column") if csv_file else None,
+            )[0]
     else:
         x = _split(args, folder, config)
     scores = anomaly.score(vae, x, args.method).cpu().numpy()

@@ -290,6 +290,9 @@ def test_label_column_takes_a_csvs_labels_out_of_the_features(tmp_path, capsys):
         assert config["vae"]["input_shape"] == [4]
         assert (out / "latent_space.png").exists()  # coloured by the cultivar
         assert main(["evaluate", str(out), "--ll-samples", "0"]) == 0  # reads its data again
+        scores = out / "s.npy"  # a file of one's own, read with the run's label column
+        assert main(["score", str(out), "--data", str(wine), "--out", str(scores)]) == 0
+        assert np.load(scores).shape == (60,)
     # Without a header, by index; a column that does not exist; a file that is not CSV.
     plain = write_wine(tmp_path / "plain.csv", header=False)
     assert main([*common[:2], str(plain), *common[3:], "--label-column", "-5",
