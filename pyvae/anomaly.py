@@ -52,7 +52,7 @@ def score(
         return -vae.log_likelihood(data, num_samples=num_samples, **side)
     if method == "latent":
         z = vae.encode(data, **side).mean
-        return -vae.prior(vae.encoder).log_prob(z)
+        return -vae.p_z().log_prob(z)
     terms = elbo_terms(vae, data, num_samples=num_samples, **side)
     return -terms["elbo"] if method == "elbo" else -terms["reconstruction"]
 

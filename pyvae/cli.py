@@ -7,7 +7,8 @@ pyvae score RUN --method elbo                 # RUN/scores-elbo.npy (anomaly sco
 pyvae latent-codes RUN --bits 8               # RUN/codes-test-8bit.npz (lossy)
 pyvae compress RUN INPUT.npy OUTPUT           # lossless, bits-back coding
 pyvae decompress RUN INPUT OUTPUT.npy         # the exact data back
-pyvae sample RUN -n 64                        # RUN/samples.png
+pyvae train --dataset wine.csv --label-column cultivar --likelihood gaussian
+pyvae sample RUN -n 64                        # RUN/samples-64.png
 pyvae reconstruct RUN                         # RUN/reconstructions-test.png
 pyvae encode RUN                              # RUN/latents-test.npy (posterior means)
 
@@ -24,11 +25,13 @@ import errno
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,16 +240,28 @@ def _check_support(vae: Any, dataset: Any, split: str, args: argparse.Namespace)
 def _load_data(spec: dict[str, Any]):
     from . import data
 
-    train, test = data.load(
-        spec["dataset"],
-        root=spec.get("root"),
-        binarize=spec.get("binarize"),
-        values=spec.get("values", "unit"),
-    )
+    with warnings.catch_warnings():  # `pyvae train` says it in its own words
+        warnings.filterwarnings("ignore", "(?s).*looks like a label", UserWarning)
+        train, test = data.load(
+            spec["dataset"],
+            root=spec.get("root"),
+            binarize=spec.get("binarize"),
+            values=spec.get("values", "unit"),
+            label_column=spec.get("label_column"),
+        )
     limit = spec.get("limit")
     if limit is not None:
         train, test = train.subset(slice(0, limit)), test.subset(slice(0, limit))
     return train, test
+
+
+def _label_column(text: str) -> str | int:
+    """An argparse ``type`` for ``--label-column``: a column's index (an integer, negative
+    from the end) or its name in the header row."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _save_figure(fig, path: Path, overwrite: bool) -> Path:
@@ -264,7 +279,7 @@ _RESUME_FLAGS = {
     "batch_size": "--batch-size",
     "seed": "--seed",
     "elbo": "--objective",
-    "data": "the data (--dataset, --root, --binarize, --values, --limit)",
+    "data": "the data (--dataset, --root, --binarize, --values, --label-column, --limit)",
 }
 
 
@@ -329,8 +344,11 @@ def _train_data_and_vae(args: argparse.Namespace) -> tuple[dict[str, Any], Any, 
         "root": str(Path(args.root).expanduser().resolve()) if args.root else None,
         "binarize": args.binarize,
         "values": values,
+        "label_column": args.label_column,
         "limit": args.limit,
     }
+    if args.label_column is None and (not args.distributed or _rank() == 0):
+        _warn_label_like(data_spec["dataset"])
     train, test = _load_data(data_spec)
     pyro.set_rng_seed(args.seed)
     likelihood_kwargs = {"scale": args.scale} if args.likelihood in ("gaussian", "laplace") else {}
@@ -346,6 +364,22 @@ def _train_data_and_vae(args: argparse.Namespace) -> tuple[dict[str, Any], Any, 
         _check_support(vae, dataset, split, args)
         vae.check_data(dataset.data, dataset.transform)
     return data_spec, train, test, vae
+
+
+def _warn_label_like(dataset: str) -> None:
+    """A warning line on stderr for each column of a CSV file that looks like a label
+    (which ``--label-column`` would take out of the features)."""
+    from .data import label_like_columns
+
+    if not dataset.lower().endswith(".csv") or not Path(dataset).is_file():
+        return
+    for column, why in label_like_columns(dataset):
+        print(
+            f"warning: column {column!r} of {dataset} looks like a label ({why}) and is "
+            f"modelled as a feature; pass --label-column {shlex.quote(str(column))} to use it "
+            "as the label",
+            file=sys.stderr,
+        )
 
 
 def _fit(args: argparse.Namespace, vae: Any, train: Any, test: Any, out: Path, main: bool):
@@ -544,14 +578,18 @@ def _score(args: argparse.Namespace) -> int:
     folder, vae, config = _open_run(args.run)
     path = Path(args.out or folder / f"scores-{args.method}.npy")
     _check_output(path, args.overwrite)
-    if args.data:  # read the file with the run's own conventions for pixels
+    if args.data:  # read the file with the run's own conventions for pixels and labels
         spec = config.get("data") or {}
-        x = data.load(
-            args.data,
-            binarize=spec.get("binarize"),
-            values=spec.get("values", "unit"),
-            test_fraction=0,
-        )[0]
+        csv_file = str(args.data).lower().endswith(".csv")
+        with warnings.catch_warnings():  # `pyvae train` warned of label-like columns
+            warnings.filterwarnings("ignore", "(?s).*looks like a label", UserWarning)
+            x = data.load(
+                args.data,
+                binarize=spec.get("binarize"),
+                values=spec.get("values", "unit"),
+                test_fraction=0,
+                label_column=spec.get("label_column") if csv_file else None,
+            )[0]
     else:
         x = _split(args, folder, config)
     scores = anomaly.score(vae, x, args.method).cpu().numpy()
@@ -664,13 +702,27 @@ def _sample(args: argparse.Namespace) -> int:
     from . import plots
 
     folder, vae, _ = _open_run(args.run)
-    path = Path(args.out or folder / "samples.png")
+    path = Path(args.out or folder / _samples_name(args))
     _check_output(path, args.overwrite)
     pyro.set_rng_seed(args.seed)
     x = vae.sample(args.n, mean=not args.draw, temperature=args.temperature)
     _save_figure(plots.samples_figure(x), path, args.overwrite)
     print(f"wrote {path}")
     return 0
+
+
+def _samples_name(args: argparse.Namespace) -> str:
+    """``pyvae sample``'s default file name: ``samples-N.png``, with each option that
+    changes the figure (``-draw``, ``-tT``, ``-seedS``), so that it never names the
+    ``samples.png`` that ``pyvae train`` writes, and other options write other files."""
+    name = f"samples-{args.n}"
+    if args.draw:
+        name += "-draw"
+    if args.temperature != 1:
+        name += f"-t{args.temperature:g}"
+    if args.seed != 0:
+        name += f"-seed{args.seed}"
+    return name + ".png"
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
@@ -704,6 +756,10 @@ def _encode(args: argparse.Namespace) -> int:
     atomic_write(with_suffix, write, args.overwrite)
     print(f"wrote {with_suffix}: posterior means, shape {z.shape}")
     return 0
+
+
+#: The help of every ``--split``.
+SPLIT_HELP = "the run's test or training data"
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -761,10 +817,18 @@ def _parser() -> argparse.ArgumentParser:
         "discretized_logistic and beta_binomial, else unit)",
     )
     t.add_argument(
+        "--label-column",
+        type=_label_column,
+        default=None,
+        metavar="NAME|INDEX",
+        help="for a .csv: the column of labels (its header name, or its index from 0; -1 the "
+        "last), kept out of the features; the latent-space figure is coloured by it",
+    )
+    t.add_argument(
         "--limit", type=POSITIVE_INT, default=None, help="use only the first N items of each split"
     )
     t.add_argument("--prior", default="normal", choices=sorted(PRIORS), help="prior p(z)")
-    t.add_argument("--likelihood", default="bernoulli", choices=sorted(LIKELIHOODS))
+    t.add_argument("--likelihood", default="bernoulli", choices=sorted(LIKELIHOODS), help="p(x|z)")
     t.add_argument(
         "--scale",
         default="learned",
@@ -773,8 +837,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--net", default="mlp", choices=sorted(NETS), help="encoder/decoder type")
     t.add_argument("--z-dim", type=POSITIVE_INT, default=10, help="latent dimension")
-    t.add_argument("--epochs", type=POSITIVE_INT, default=10)
-    t.add_argument("--batch-size", type=POSITIVE_INT, default=128)
+    t.add_argument("--epochs", type=POSITIVE_INT, default=10, help="passes over the training data")
+    t.add_argument(
+        "--batch-size", type=POSITIVE_INT, default=128, help="items per minibatch (SVI step)"
+    )
     t.add_argument("--lr", type=POSITIVE_NUMBER, default=1e-3, help="Adam learning rate")
     t.add_argument(
         "--objective",
@@ -818,9 +884,9 @@ def _parser() -> argparse.ArgumentParser:
     e = run_command(
         "evaluate", "print the ELBO of a trained run on its test (or train) data", _evaluate
     )
-    e.add_argument("--split", default="test", choices=["test", "train"])
+    e.add_argument("--split", default="test", choices=["test", "train"], help=SPLIT_HELP)
     e.add_argument("--num-samples", type=POSITIVE_INT, default=10, help="draws of z per example")
-    e.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    e.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed")
     e.add_argument("--json", action="store_true", help="print one JSON line")
 
     e.add_argument(
@@ -832,9 +898,12 @@ def _parser() -> argparse.ArgumentParser:
 
     a = run_command("score", "write anomaly scores (higher = more unusual) to .npy", _score)
     a.add_argument(
-        "--method", default="elbo", choices=["elbo", "log_likelihood", "reconstruction", "latent"]
+        "--method",
+        default="elbo",
+        choices=["elbo", "log_likelihood", "reconstruction", "latent"],
+        help="the anomaly score",
     )
-    a.add_argument("--split", default="test", choices=["test", "train"])
+    a.add_argument("--split", default="test", choices=["test", "train"], help=SPLIT_HELP)
     a.add_argument("--data", default=None, help="score this file instead (.npy, .npz, ...)")
     a.add_argument("--out", default=None, help=".npy path (default: RUN/scores-METHOD.npy)")
     a.add_argument("--overwrite", action="store_true")
@@ -846,7 +915,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     z.add_argument("--bits", type=POSITIVE_INT, default=8, help="bits per latent dimension")
     z.add_argument("--limit", type=POSITIVE_NUMBER, default=4.0, help="clip codes to +-limit")
-    z.add_argument("--split", default="test", choices=["test", "train"])
+    z.add_argument("--split", default="test", choices=["test", "train"], help=SPLIT_HELP)
     z.add_argument("--out", default=None, help=".npz path")
     z.add_argument("--overwrite", action="store_true")
 
@@ -873,21 +942,26 @@ def _parser() -> argparse.ArgumentParser:
     s = run_command("sample", "write an image grid of samples from the prior", _sample)
     s.add_argument("-n", type=POSITIVE_INT, default=64, help="number of samples")
     s.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of E[x|z]")
-    s.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    s.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed")
     s.add_argument(
         "--temperature", type=POSITIVE_NUMBER, default=1.0, help="prior spread multiplier"
     )
-    s.add_argument("--out", default=None, help="PNG path (default: RUN/samples.png)")
+    s.add_argument(
+        "--out",
+        default=None,
+        help="PNG path (default: RUN/samples-N.png, plus -draw, -tT, -seedS where given; "
+        "never the samples.png that `pyvae train` wrote)",
+    )
     s.add_argument("--overwrite", action="store_true")
 
     r = run_command("reconstruct", "write data items over their reconstructions", _reconstruct)
-    r.add_argument("--split", default="test", choices=["test", "train"])
+    r.add_argument("--split", default="test", choices=["test", "train"], help=SPLIT_HELP)
     r.add_argument("-n", type=POSITIVE_INT, default=16, help="number of items")
     r.add_argument("--out", default=None, help="PNG path (default: RUN/reconstructions-SPLIT.png)")
     r.add_argument("--overwrite", action="store_true")
 
     c = run_command("encode", "write the posterior means E[z|x] of a split to .npy", _encode)
-    c.add_argument("--split", default="test", choices=["test", "train"])
+    c.add_argument("--split", default="test", choices=["test", "train"], help=SPLIT_HELP)
     c.add_argument("--out", default=None, help=".npy path (default: RUN/latents-SPLIT.npy)")
     c.add_argument("--overwrite", action="store_true")
     return parser
@@ -904,6 +978,8 @@ _CLI_WORDS = (
     ("data.load(..., values='uint8')", "--values uint8"),
     ("binarize= and values= do not apply", "--binarize and --values do not apply"),
     ("binarize applies to 8-bit images", "--binarize applies to 8-bit images"),
+    ("label_column applies to .csv files", "--label-column applies to .csv files"),
+    ("or name it as label_column", "or pass it as --label-column"),
 )
 
 #: The errors whose own message says what went wrong; any other error is shown with its type.

@@ -17,8 +17,9 @@ restored afterwards; it changes no parameter or buffer and draws no random numbe
 
   - encoder: ``encoder(likelihood.encoder_input(x))`` is ``(loc, scale)``, both of shape
     ``(B, z_dim)``, ``loc`` finite, ``scale`` finite and > 0;
-  - prior: ``prior(encoder)`` has event shape ``(z_dim,)`` and a batch shape ``()`` (or
-    one that broadcasts to ``(B,)``);
+  - prior: ``vae.p_z()`` (``prior()``, or ``prior(encoder)`` for a prior that declares
+    ``needs_encoder``) has event shape ``(z_dim,)`` and a batch shape ``()`` (or one that
+    broadcasts to ``(B,)``);
   - decoder: ``decoder(loc)`` has shape ``(B, *decoder_output_shape(input_shape, k))``
     for the likelihood's ``params_per_value`` k, exactly (not merely broadcastable);
   - likelihood: ``likelihood(decoder(loc), len(input_shape))`` has batch shape ``(B,)``
@@ -126,13 +127,13 @@ def _check_encoder(vae: VAE, x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_prior(vae: VAE, batch: int) -> None:
-    """The prior's contract: ``prior(encoder)`` has event shape ``(z_dim,)`` and a batch
-    shape that broadcasts to ``(batch,)`` (normally ``()``)."""
+    """The prior's contract: ``vae.p_z()`` (``prior()``, or ``prior(encoder)`` where the
+    prior declares ``needs_encoder``) has event shape ``(z_dim,)`` and a batch shape that
+    broadcasts to ``(batch,)`` (normally ``()``)."""
     prior, z_dim = vae.prior, vae.z_dim
-    contract = (
-        f"prior(encoder) returns a distribution with event_shape ({z_dim},) and batch_shape ()"
-    )
-    p = prior(vae.encoder)
+    call = "prior(encoder)" if prior.needs_encoder else "prior()"
+    contract = f"{call} returns a distribution with event_shape ({z_dim},) and batch_shape ()"
+    p = vae.p_z()
     if not isinstance(p, Distribution):
         found = f"it returned {type(p).__name__}"
         raise ContractError("prior", prior, contract, found, "return a pyro.distributions object")

@@ -17,6 +17,7 @@ import gzip
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "hide_labels",
     "UNLABELLED",
     "load",
+    "label_like_columns",
     "make_sprites",
     "read_idx",
     "DATASETS",
@@ -207,6 +209,11 @@ def source(data: Any) -> tuple[torch.Tensor, Callable | None]:
     elif isinstance(data, (list, tuple)):
         if len(data) == 2 and all(isinstance(d, (torch.Tensor, np.ndarray)) for d in data):
             return source(data[0])  # a pair (x, targets); targets() reads the second
+        if len(data) == 2 and all(isinstance(d, Dataset) for d in data):
+            raise TypeError(
+                "got a pair of datasets, as data.load returns them (train, test): write "
+                "train, test = data.load(...) and pass train (and val=test to fit)"
+            )
         raise TypeError(
             f"cannot use a {type(data).__name__} as data: pass a torch.Tensor or NumPy array "
             "(e.g. torch.tensor(data)); for a batch from a DataLoader use x, _ = batch"
@@ -253,6 +260,7 @@ def targets(data: Any) -> torch.Tensor | None:
     if isinstance(data, ArrayDataset):
         return data.targets
     if isinstance(data, (list, tuple)):
+        source(data)  # refused as source refuses it (e.g. the (train, test) of load)
         return torch.as_tensor(data[1]) if len(data) == 2 else None
     if isinstance(data, torch.utils.data.TensorDataset):
         return data.tensors[1] if len(data.tensors) > 1 else None
@@ -675,23 +683,69 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return data.reshape(tuple(int(d) for d in dims)).astype(dtype.newbyteorder("="))
 
 
-def _read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A numeric CSV (an optional header row) as float32 or int64, and an optional label column."""
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def _csv_rows(path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    """A CSV's header row (None if its first row is numeric) and its other rows."""
     with open(path, newline="") as f:
         rows = [r for r in csv.reader(f) if r]
     if not rows:
         raise ValueError(f"{path} is empty")
+    header = None if all(_numeric(c) for c in rows[0]) else [c.strip() for c in rows[0]]
+    return header, rows[1:] if header else rows
 
-    def numeric(cell: str) -> bool:
-        try:
-            float(cell)
-            return True
-        except ValueError:
-            return False
 
-    header = None if all(numeric(c) for c in rows[0]) else [c.strip() for c in rows[0]]
-    body = rows[1:] if header else rows
-    names = header or [str(i) for i in range(len(rows[0]))]
+#: Header names that say a CSV column holds labels (compared in lower case).
+LABEL_NAMES = ("label", "labels", "class", "target", "y", "cultivar", "species", "category")
+
+
+def label_like_columns(path: str | os.PathLike) -> list[tuple[str | int, str]]:
+    """The first and last columns of a numeric CSV that look like labels, each as
+    ``(its header name, or its index, why)``: named like one (:data:`LABEL_NAMES`), or
+    holding class numbers (2 to 10 consecutive integers from 0 or 1, each value about 3
+    times or more) beside real-valued features, or beside counts of at least twice as
+    many distinct values. ``load(..., label_column=...)`` takes such a column out of the
+    features."""
+    path = Path(path)
+    header, body = _csv_rows(path)
+    width = len(header) if header else len(body[0]) if body else 0
+    if width < 2 or not all(len(r) == width and all(map(_numeric, r)) for r in body):
+        return []  # load's own errors say what is wrong
+    values = np.array(body, dtype=np.float64).reshape(len(body), width)
+    distinct = [np.unique(values[:, i]) for i in range(width)]
+    integral = [bool(np.all(values[:, i] == np.round(values[:, i]))) for i in range(width)]
+    found: list[tuple[str | int, str]] = []
+    for i in sorted({0, width - 1}):
+        name = header[i] if header else i
+        others = [j for j in range(width) if j != i]
+        k = len(distinct[i])
+        classes = (
+            integral[i]
+            and 2 <= k <= min(10, len(body) / 3)
+            and distinct[i][0] in (0, 1)
+            and distinct[i][-1] == distinct[i][0] + k - 1
+        )
+        beside = not all(integral[j] for j in others) or all(
+            len(distinct[j]) >= 2 * k for j in others
+        )
+        if header and header[i].lower() in LABEL_NAMES:
+            found.append((name, f"it is named {header[i]!r}"))
+        elif classes and beside:
+            kinds = distinct[i].astype(np.int64).tolist()
+            found.append((name, f"{k} distinct integers: {kinds}"))
+    return found
+
+
+def _read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numeric CSV (an optional header row) as float32 or int64, and an optional label column."""
+    header, body = _csv_rows(path)
+    names = header or [str(i) for i in range(len(body[0]) if body else 0)]
     labels = None
     if label_column is not None:
         if str(label_column) in names:
@@ -711,7 +765,7 @@ def _read_csv(path: Path, label_column: str | int | None) -> tuple[np.ndarray, n
                 f"{path}: row {i + 1 + bool(header)} has {len(row)} columns, expected {len(names)}"
             )
         for name, cell in zip(names, row, strict=True):
-            if not numeric(cell):
+            if not _numeric(cell):
                 raise ValueError(
                     f"{path}: column {name!r} is not numeric (row {i + 1 + bool(header)}: "
                     f"{cell!r}); drop or encode it, or name it as label_column"
@@ -789,6 +843,11 @@ def _load_path(
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     name = path.name.lower()
+    if label_column is not None and not name.endswith(".csv"):
+        raise ValueError(
+            f"label_column applies to .csv files; {path} is not one (its labels come with "
+            "the file: y in an .npz)"
+        )
     train = test = None
     y = None
     if path.is_dir():
@@ -819,6 +878,13 @@ def _load_path(
     elif name.endswith(".csv"):
         arr, y = _read_csv(path, label_column)
         x = torch.from_numpy(arr)
+        for column, why in label_like_columns(path) if label_column is None else []:
+            warnings.warn(
+                f"{path}: column {column!r} looks like a label ({why}) and is read as a "
+                f"feature; pass label_column={column!r} to read it as the labels",
+                UserWarning,
+                stacklevel=3,
+            )
     else:
         raise ValueError(
             f"{path}: unknown file type; use .npy, .npz, IDX (*-ubyte, .gz), .csv or a folder "
@@ -900,7 +966,10 @@ def load(
             train split is binarized with ``seed``, the test split with ``seed + 1``
             (``"static"``, and the test split under ``"dynamic"``).
         test_fraction: share of a single local file held out as the test set.
-        label_column: the CSV column (name or index) holding labels, if any.
+        label_column: the CSV column (its header name, or its index) holding labels, if
+            any: it becomes the targets and is kept out of the features. Without it, a
+            first or last column that looks like a label (:func:`label_like_columns`)
+            gets a warning.
     """
     _check_options(binarize, values)
     name = str(name_or_path)
@@ -909,6 +978,10 @@ def load(
         raise ValueError(
             f"{key} is binary already (values 0 and 1): binarize= and values= do not apply; "
             "use a Bernoulli likelihood"
+        )
+    if key in DATASETS and label_column is not None:
+        raise ValueError(
+            f"label_column applies to .csv files; {key} is a dataset with labels of its own"
         )
     if key == "sprites":
         return _load_sprites(seed=seed, **kwargs)

@@ -108,7 +108,7 @@ def kl_per_dim(vae, data: Any, **side: Any) -> torch.Tensor:
     variant's side information by name, if not in ``data``'s targets.
     """
     vae.require(CLOSED_FORM_KL, instead="use elbo_terms for its total KL")
-    prior = vae.prior(vae.encoder)
+    prior = vae.p_z()
     base = getattr(prior, "base_dist", None)
     if not isinstance(base, torch.distributions.Normal):
         raise ValueError(

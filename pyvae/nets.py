@@ -160,6 +160,19 @@ def _conv_sizes(size: int, layers: int) -> list[int]:
     return sizes
 
 
+def _refuse_channels_last(shape: tuple[int, ...], name: str) -> None:
+    """For an image shape too small as ``(C, H, W)``: refuse it as channels-last
+    ``(H, W, C)`` where it looks so (1 or 3 last, larger sizes first), saying how to fix it."""
+    h, w, c = shape
+    if c in (1, 3) and min(h, w) > 4:
+        first = (c, h, w)
+        raise ValueError(
+            f"{name} {shape} looks channels-last (H, W, C); the conv nets take images "
+            f"(C, H, W): build with input_shape={first} and pass the data as "
+            "x.permute(0, 3, 1, 2) (a NumPy array: x.transpose(0, 3, 1, 2))"
+        )
+
+
 class ConvEncoder(Configurable, nn.Module):
     """Convolutional encoder for images ``(C, H, W)``: stride-2 convolutions (kernel 4)
     with ``channels`` filters, then a ``hidden``-unit layer and (loc, scale)."""
@@ -183,6 +196,7 @@ class ConvEncoder(Configurable, nn.Module):
         c, h, w = self.input_shape
         hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
         if min(hs[-1], ws[-1]) < 1:
+            _refuse_channels_last(self.input_shape, "input_shape")
             raise ValueError(
                 f"images of {h}x{w} are too small for {len(channels)} stride-2 layers; "
                 "pass fewer channels"
@@ -230,6 +244,7 @@ class ConvDecoder(Configurable, nn.Module):
         self.hs = _conv_sizes(h, len(channels))[::-1]
         self.ws = _conv_sizes(w, len(channels))[::-1]
         if min(self.hs[0], self.ws[0]) < 1:
+            _refuse_channels_last(self.output_shape, "output_shape")
             raise ValueError(f"images of {h}x{w} are too small for {len(channels)} layers")
         self.channels = tuple(channels)
         self.head = nn.Sequential(

@@ -55,7 +55,7 @@ class DirectELBO:
         log_px = vae.likelihood(vae.decoder(z), len(vae.input_shape)).log_prob(x)
         elbo = log_px.sum()
         if isinstance(kl_weight, torch.Tensor) or kl_weight != 0:  # a tensor: in a CUDA graph
-            elbo = elbo + kl_weight * (vae.prior(vae.encoder).log_prob(z) - q.log_prob(z)).sum()
+            elbo = elbo + kl_weight * (vae.p_z().log_prob(z) - q.log_prob(z)).sum()
         return -elbo * ((num_data or len(x)) / len(x))
 
     def loss(self, model, guide, x, num_data=None, kl_weight=1.0) -> float:

@@ -71,16 +71,29 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _draw(ax, x: torch.Tensor, nrow: int, title: str | None = None) -> None:
-    """Images as a grid (values in [0, 1], or 0..255 rescaled); anything else as a heatmap."""
+def _draw(
+    ax,
+    x: torch.Tensor,
+    nrow: int,
+    title: str | None = None,
+    limits: tuple[float, float] | None = None,
+) -> None:
+    """Images as a grid (values in [0, 1], or 0..255 rescaled); anything else as a
+    heatmap, its colour scale from ``limits`` (vmin, vmax) if given, else from ``x``."""
     x = _unit(x)
     if _is_image(tuple(x.shape[1:])):
         grid = make_grid(x.clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
         ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray" if x.shape[1] == 1 else None)
         ax.set_axis_off()
     else:
+        vmin, vmax = limits if limits is not None else (None, None)
         image = ax.imshow(
-            x.reshape(len(x), -1).numpy(), aspect="auto", cmap="viridis", interpolation="nearest"
+            x.reshape(len(x), -1).numpy(),
+            aspect="auto",
+            cmap="viridis",
+            interpolation="nearest",
+            vmin=vmin,
+            vmax=vmax,
         )
         ax.set_xlabel("feature")
         ax.set_ylabel("item")
@@ -98,18 +111,24 @@ def _panel_size(x: torch.Tensor, nrow: int) -> tuple[float, float]:
     return 7.0, min(8.0, 1.5 + 0.12 * len(x))
 
 
+def _single(x: torch.Tensor, nrow: int, title: str | None = None) -> Figure:
+    """A figure of one panel of items, laid out so that its labels lie inside it (a plain
+    ``fig.savefig(path)`` keeps them)."""
+    fig = _Figure(figsize=_panel_size(x, nrow))
+    _draw(fig.subplots(), x, nrow, title)
+    fig.tight_layout()
+    return fig
+
+
 def image_grid(x: Any, nrow: int = 8, title: str | None = None, ax=None) -> Figure:
     """Show items ``(N, *shape)``: images as a grid, vectors as a heatmap."""
     x = as_tensor(x)
     if x.dim() < 2:
         raise ValueError(f"need items (N, ...), got shape {tuple(x.shape)}")
     if ax is None:
-        fig = _Figure(figsize=_panel_size(x, nrow))
-        ax = fig.subplots()
-    else:
-        fig = ax.figure
+        return _single(x, nrow, title)
     _draw(ax, x, nrow, title)
-    return fig
+    return ax.figure
 
 
 def samples_figure(x: torch.Tensor, title: str = "samples from the prior") -> Figure:
@@ -180,17 +199,18 @@ def _with_reconstructions(
 def reconstructions(vae, data: Any, n: int = 16, **side: Any) -> Figure:
     """The first ``n`` items of ``data`` (top) over their reconstructions E[x|z=E[z|x]].
 
+    Vectors (tabular, counts) are two heatmaps side by side on one colour scale.
     ``side``: a variant's side information by name, if not in ``data``'s targets."""
     vae.require(PLOTS_RECONSTRUCTIONS)
     x, recon = _with_reconstructions(vae, data, n, side)
     if _is_image(tuple(x.shape[1:])):
-        fig = _Figure(figsize=_panel_size(torch.cat([x, recon]), len(x)))
-        _draw(fig.subplots(), torch.cat([x, recon]), len(x), "data (top) / reconstructions")
-        return fig
+        return _single(torch.cat([x, recon]), len(x), "data (top) / reconstructions")
+    both = torch.cat([x.flatten(), recon.flatten()])
+    limits = (float(both.min()), float(both.max())) if both.numel() else None
     fig = _Figure(figsize=(10, 4))
     ax1, ax2 = fig.subplots(1, 2)
-    _draw(ax1, x, len(x), "data")
-    _draw(ax2, recon, len(x), "reconstructions")
+    _draw(ax1, x, len(x), "data", limits)
+    _draw(ax2, recon, len(x), "reconstructions", limits)
     fig.tight_layout()
     return fig
 
@@ -273,14 +293,8 @@ def traversal(
     for row, d in enumerate(dims):
         z[row, :, d] = values
     x = vae.decode(z.reshape(-1, vae.z_dim), **decode_side).mean.cpu()
-    fig = _Figure(figsize=_panel_size(x, steps))
-    _draw(
-        fig.subplots(),
-        x,
-        steps,
-        f"latent traversal: rows = dims {dims}, z_d from {-span:g} to {span:g}",
-    )
-    return fig
+    title = f"latent traversal: rows = dims {dims}, z_d from {-span:g} to {span:g}"
+    return _single(x, steps, title)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -316,9 +330,7 @@ def interpolation(
     t = torch.linspace(0, 1, steps, device=za.device)
     z = za + t[:, None] * (zb - za) if kind == "linear" else slerp(za, zb, t)
     x = vae.decode(z, **decode_side).mean.cpu()
-    fig = _Figure(figsize=_panel_size(x, steps))
-    _draw(fig.subplots(), x, steps, f"{kind} interpolation")
-    return fig
+    return _single(x, steps, f"{kind} interpolation")
 
 
 def latent_space(
@@ -326,11 +338,16 @@ def latent_space(
 ) -> Figure:
     """Posterior means of ``data`` in 2-D (the first two principal components when
     ``z_dim > 2``), coloured by ``labels``: ``(N,)`` gives one panel, ``(N, F)`` one panel
-    per column (``names`` labels the columns). Labels default to ``data.targets``.
+    per column. Labels default to the data's targets (:func:`pyvae.data.targets`: an
+    ArrayDataset's, the second of a pair ``(x, y)``, a TensorDataset's second tensor).
+
+    ``names``: for ``(N, F)`` labels, the columns' names (panel titles); for ``(N,)``
+    labels, one name (the panel's title) or the classes' names, ``names[k]`` for label
+    ``k`` (colour-bar ticks). Default: the data's ``factor_names``.
     ``side``: a variant's side information by name, if not in ``data``'s targets."""
     vae.require(PLOTS_LATENT_SPACE)
     if labels is None:
-        labels = getattr(data, "targets", None)
+        labels = targets(data)
         names = names if names is not None else getattr(data, "factor_names", None)
     x, side = _first(vae, data, max_points, side)
     z = vae.encode(x, **side).mean.cpu()
@@ -343,13 +360,20 @@ def latent_space(
         _, _, v = torch.linalg.svd(zc, full_matrices=False)
         xy, axes_names = zc @ v[:2].T, ("principal component 1", "principal component 2")
     columns: list[tuple[str, np.ndarray | None]] = [("", None)]
+    class_names = None
     if labels is not None:
-        lab = torch.as_tensor(labels)[: len(z)].cpu().float()
+        lab = torch.as_tensor(np.asarray(labels))[: len(z)].cpu().float()
         lab = lab[:, None] if lab.dim() == 1 else lab
-        if lab.shape[1] > 1 and names is not None and len(names) == lab.shape[1]:
-            titles = [str(n) for n in names]
+        names = None if names is None else [str(n) for n in names]
+        if lab.shape[1] > 1:
+            if names is not None and len(names) == lab.shape[1]:
+                titles = names
+            else:
+                titles = [f"label {i}" for i in range(lab.shape[1])]
+        elif names is not None and len(names) == 1:
+            titles = names
         else:
-            titles = [f"label {i}" for i in range(lab.shape[1])] if lab.shape[1] > 1 else ["label"]
+            titles, class_names = ["label"], names
         columns = [(titles[i], lab[:, i].numpy()) for i in range(min(lab.shape[1], 6))]
     fig = _Figure(figsize=(4.2 * len(columns) + 0.6, 4))
     axes = np.atleast_1d(fig.subplots(1, len(columns)))
@@ -360,12 +384,25 @@ def latent_space(
             bar = fig.colorbar(points, ax=ax, fraction=0.05)
             if classes is not None:  # one colour and one tick per class
                 bar.set_ticks(range(len(classes)))
-                bar.set_ticklabels([f"{c:g}" for c in classes])
+                bar.set_ticklabels(_class_ticks(classes, class_names))
         ax.set_title(f"latent space{': ' + title if title else ''}")
         ax.set_xlabel(axes_names[0])
         ax.set_ylabel(axes_names[1])
     fig.tight_layout()
     return fig
+
+
+def _class_ticks(classes: np.ndarray, names: list[str] | None) -> list[str]:
+    """The colour-bar tick of each class: its name (``names[k]`` for label ``k``) or its
+    value."""
+    if names is None:
+        return [f"{c:g}" for c in classes]
+    if not all(0 <= c < len(names) for c in classes):
+        raise ValueError(
+            f"names gives {len(names)} class names, for the labels 0..{len(names) - 1}, but "
+            f"the labels hold {', '.join(f'{c:g}' for c in classes[:8])}"
+        )
+    return [names[int(c)] for c in classes]
 
 
 def _colours(values: np.ndarray | None) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -436,6 +473,6 @@ def run_figures(vae, hist: dict, data: Any) -> dict[str, Figure]:
         "samples": samples(vae, **_generation_side(vae, data, {})),
         "traversal": traversal(vae, data),
     }
-    if getattr(data, "targets", None) is not None:
+    if targets(data) is not None:
         figures["latent_space"] = latent_space(vae, data)
     return figures

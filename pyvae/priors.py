@@ -3,8 +3,10 @@
 The contract is small. A prior is a :class:`Prior` (a :class:`~pyro.nn.PyroModule`) with
 an integer ``z_dim`` whose ``forward(encoder)`` returns a Pyro distribution with
 ``batch_shape == ()`` and ``event_shape == (z_dim,)``. The VAE calls it inside its data
-plate, so it is broadcast over the batch. ``encoder`` is the VAE's encoder, passed in for
-priors that need it (:class:`VampPrior`); other priors ignore it. Learnable parameters
+plate, so it is broadcast over the batch. A prior that uses the VAE's encoder (the
+:class:`VampPrior`) declares ``needs_encoder = True`` and is called as ``prior(encoder)``;
+every other prior is called as ``prior()``, so the model (and its Pyro trace) holds the
+encoder's parameters only where p(z) uses them. Learnable parameters
 are ``PyroParam``/``nn.Parameter`` attributes or submodules, so they belong to the model
 and never to Pyro's global parameter store by a shared name.
 
@@ -15,9 +17,17 @@ A prior of your own is a few lines::
             super().__init__(z_dim)
             self.df = df
 
-        def forward(self, encoder=None):
+        def forward(self):
             zeros = self._zeros()  # on the prior's device
             return dist.StudentT(self.df, zeros, torch.ones_like(zeros)).to_event(1)
+
+A prior of your own that uses the encoder declares it, and takes it::
+
+    class MyEncoderPrior(priors.Prior):
+        needs_encoder = True  # the VAE calls prior(encoder)
+
+        def forward(self, encoder):
+            ...
 """
 
 from __future__ import annotations
@@ -57,9 +67,15 @@ class Prior(Configurable, PyroModule):
     ``capturable``: True where the class itself declares that a CUDA graph may replay
     what its :meth:`forward` does (no reads of tensor values into Python, no state kept
     between calls); a subclass declares it again (see :meth:`pyvae.VAE.supports`).
+
+    ``needs_encoder``: True where :meth:`forward` uses the VAE's encoder; the VAE then
+    calls ``prior(encoder)``, else ``prior()`` (:meth:`pyvae.VAE.p_z`). A prior of your
+    own that uses the encoder declares ``needs_encoder = True`` (before this declaration
+    every prior was called as ``prior(encoder)``).
     """
 
     capturable: ClassVar[bool] = False
+    needs_encoder: ClassVar[bool] = False
 
     def __init__(self, z_dim: int):
         super().__init__()
@@ -112,9 +128,13 @@ class VampPrior(Prior):
     the encoder's input space (what ``likelihood.encoder_input(x)`` gives); they are
     learned and pushed through the VAE's own encoder each time the prior is used.
     :meth:`init_from_data` starts them at real examples, which usually helps.
+
+    It declares ``needs_encoder``: the VAE calls it as ``prior(encoder)``, so the model's
+    trace holds the encoder's parameters (p(z) depends on them and trains them).
     """
 
     capturable: ClassVar[bool] = True  # CUDA graphs replay all it does
+    needs_encoder: ClassVar[bool] = True
 
     def __init__(self, z_dim: int, input_shape: Sequence[int], components: int = 500):
         super().__init__(z_dim)

@@ -1,6 +1,7 @@
 """The pyvae command, end to end: train, then evaluate, sample, reconstruct, encode, and
 load the saved model in a new process."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -221,3 +222,82 @@ def test_a_binary_uint8_file_trains_on_its_images(tmp_path):
 
     train, _ = data.load(tmp_path / "x.npy", binarize="threshold")
     assert data.as_tensor(train).sum() > 0 and train.transform is None
+
+
+def test_the_documented_sequence_runs_as_written(tmp_path, capsys):
+    """train, then evaluate, sample -n 64 and reconstruct on the run folder, as the README
+    shows them: sample and reconstruct write next to train's figures, replacing none."""
+    out = tmp_path / "run"
+    args = ["train", "--limit", "64", "--epochs", "1", "--z-dim", "2", "--out", str(out)]
+    assert main([*args, "--quiet"]) == 0
+    trained = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    assert {"samples.png", "reconstructions.png"} <= set(trained)
+    assert main(["evaluate", str(out), "--ll-samples", "5"]) == 0
+    assert main(["sample", str(out), "-n", "64"]) == 0
+    assert main(["reconstruct", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("samples-64.png", "reconstructions-test.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG" and name in printed
+    assert {p.name: p.read_bytes() for p in out.glob("*.png") if p.name in trained} == trained
+    # Other options write other files; the same command again asks for --overwrite.
+    assert main(["sample", str(out), "-n", "64", "--draw", "--temperature", "0.5"]) == 0
+    assert (out / "samples-64-draw-t0.5.png").exists()
+    assert main(["sample", str(out), "-n", "64"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(capsys):
+    from pyvae.cli import _parser
+
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+                continue
+            assert action.help, f"pyvae {name} {action.option_strings[0]} has no help"
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 10)" in text and "(default: 128)" in text
+
+
+def write_wine(path, header=True):
+    """A wine-like CSV: a first column of 3 cultivars (1, 2, 3), then real features."""
+    rng = np.random.default_rng(0)
+    cultivar = np.repeat([1, 2, 3], 20)
+    features = rng.normal(cultivar[:, None], 0.3, size=(60, 4)).round(3)
+    rows = [[str(c), *map(str, f)] for c, f in zip(cultivar, features, strict=True)]
+    names = ["cultivar", "alcohol", "ash", "hue", "proline"]
+    lines = [",".join(names)] * header + [",".join(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_label_column_takes_a_csvs_labels_out_of_the_features(tmp_path, capsys):
+    wine = write_wine(tmp_path / "wine.csv")
+    common = ["train", "--dataset", str(wine), "--likelihood", "gaussian", "--epochs", "1"]
+    assert main([*common, "--z-dim", "2", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: column 'cultivar'" in err and "--label-column cultivar" in err
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["vae"]["input_shape"] == [5]  # the label modelled as a feature
+    for label in ("cultivar", "0"):
+        out = tmp_path / f"b{label}"
+        argv = [*common, "--z-dim", "2", "--label-column", label, "--out", str(out), "--quiet"]
+        assert main(argv) == 0
+        assert "warning" not in capsys.readouterr().err
+        config = json.loads((out / "config.json").read_text())
+        assert config["vae"]["input_shape"] == [4]
+        assert (out / "latent_space.png").exists()  # coloured by the cultivar
+        assert main(["evaluate", str(out), "--ll-samples", "0"]) == 0  # reads its data again
+        scores = out / "s.npy"  # a file of one's own, read with the run's label column
+        assert main(["score", str(out), "--data", str(wine), "--out", str(scores)]) == 0
+        assert np.load(scores).shape == (60,)
+    # Without a header, by index; a column that does not exist; a file that is not CSV.
+    plain = write_wine(tmp_path / "plain.csv", header=False)
+    assert main([*common[:2], str(plain), *common[3:], "--label-column", "-5",
+                 "--out", str(tmp_path / "c"), "--quiet"]) == 0  # fmt: skip
+    assert main([*common, "--label-column", "colour", "--out", str(tmp_path / "d")]) == 2
+    assert "no column 'colour'" in capsys.readouterr().err
+    assert main(["train", "--label-column", "0", "--out", str(tmp_path / "e")]) == 2
+    assert "--label-column applies to .csv files" in capsys.readouterr().err

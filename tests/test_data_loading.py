@@ -4,6 +4,7 @@ local files (.npy, .npz, .csv, image folders), ArrayDataset, source/batches, and
 
 import gzip
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -965,3 +966,44 @@ def test_counts_given_to_bernoulli_are_told_to_use_a_count_likelihood(tmp_path):
     with pytest.raises(ValueError, match="look like counts") as e:
         vae.check_data(train.data, train.transform)
     assert "255" not in str(e.value)
+
+
+def test_a_csv_column_that_looks_like_a_label_gets_a_warning(tmp_path):
+    """A first or last column named like a label, or of a few integers among real-valued
+    (or more varied) features, is warned about; label_column= takes it out."""
+    rng = np.random.default_rng(0)
+    wine = tmp_path / "wine.csv"
+    cultivar = np.repeat([1, 2, 3], 10)
+    rows = [f"{c}," + ",".join(f"{v:.3f}" for v in rng.normal(size=3)) for c in cultivar]
+    wine.write_text("\n".join(rows) + "\n")  # no header: found by its values
+    assert data.label_like_columns(wine) == [(0, "3 distinct integers: [1, 2, 3]")]
+    with pytest.warns(UserWarning, match=r"column 0 looks like a label.*label_column=0"):
+        train, _ = data.load(wine)
+    assert train.shape == (4,)
+    counts = tmp_path / "counts.csv"
+    table = rng.poisson(20.0, size=(30, 4))
+    lines = ["a,b,c,d,label"] + [",".join(map(str, r)) + f",{i % 2}" for i, r in enumerate(table)]
+    counts.write_text("\n".join(lines) + "\n")
+    assert [c for c, _ in data.label_like_columns(counts)] == ["label"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train, _ = data.load(counts, label_column="label")
+    assert train.shape == (4,) and set(train.targets.tolist()) == {0, 1}
+    plain = tmp_path / "plain.csv"  # counts alike in every column: no label to see
+    plain.write_text("\n".join(",".join(map(str, r)) for r in rng.poisson(1.0, (30, 3))) + "\n")
+    assert data.label_like_columns(plain) == []
+
+
+def test_label_column_applies_to_csv_files_only(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((4, 3), dtype=np.float32))
+    for source in (tmp_path / "x.npy", "sprites"):
+        with pytest.raises(ValueError, match="label_column applies to .csv files"):
+            data.load(source, label_column=0)
+
+
+def test_the_pair_load_returns_is_not_taken_for_data():
+    pair = data.load("sprites", n_train=8, n_test=4, size=16)
+    vae = VAE.build(input_shape=(1, 16, 16), z_dim=2, net_kwargs={"hidden": (8,)})
+    for use in (lambda: fit(vae, pair, epochs=1, progress=False), lambda: vae.elbo(pair)):
+        with pytest.raises(TypeError, match=r"train, test = data\.load\(\.\.\.\)"):
+            use()

@@ -262,3 +262,48 @@ def test_user_networks_meeting_the_contract_work(binary_data):
     assert float(vae.elbo(binary_data, num_samples=10)) > before + 3
     with pytest.raises(ValueError, match="input_shape"):
         VAE(Encoder(), decoder, priors.StandardNormal(2), likelihoods.Bernoulli())
+
+
+@pytest.mark.parametrize("prior", sorted(PRIORS))
+def test_the_models_trace_holds_the_encoder_only_where_the_prior_needs_it(prior, binary_data):
+    """p(z) alone decides whether the model reads the encoder: a VampPrior declares
+    needs_encoder (its p(z) pushes pseudo-inputs through the encoder), the others don't."""
+    vae = small_vae(prior)
+    tr = poutine.trace(vae.model).get_trace(binary_data[:4])
+    params = [n for n, s in tr.nodes.items() if s["type"] == "param"]
+    in_model = any(".encoder$$$" in n for n in params)
+    assert in_model == (prior == "vamp") == vae.prior.needs_encoder
+    assert any(".decoder$$$" in n for n in params)
+
+
+def test_a_prior_of_ones_own_that_declares_needs_encoder_gets_it(binary_data):
+    from pyvae import priors
+
+    class EncoderMean(priors.Prior):
+        needs_encoder = True
+
+        def __init__(self, z_dim):
+            super().__init__(z_dim)
+            self.u = torch.nn.Parameter(torch.zeros(1, 1, 8, 8))
+
+        def forward(self, encoder):
+            loc, scale = encoder(self.u)
+            return dist.Normal(loc[0], scale[0]).to_event(1)
+
+    class NoArgument(priors.Prior):
+        def forward(self):  # called as prior(): takes no encoder
+            zeros = self._zeros()
+            return dist.Normal(zeros, torch.ones_like(zeros)).to_event(1)
+
+    base = small_vae()
+    for prior in (EncoderMean(3), NoArgument(3)):
+        vae = VAE(base.encoder, base.decoder, prior, base.likelihood, (1, 8, 8))
+        assert vae.p_z().event_shape == (3,)
+        assert vae.elbo(binary_data[:4]).isfinite()
+        vae.sample(2)
+
+
+def test_channels_last_items_are_told_to_permute():
+    vae = VAE.build(input_shape=(1, 8, 8), z_dim=2, net_kwargs={"hidden": (8,)})
+    with pytest.raises(ValueError, match=r"look channels-last .*x\.permute\(0, 3, 1, 2\)"):
+        vae.elbo(torch.rand(4, 8, 8, 1).round())

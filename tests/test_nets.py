@@ -181,3 +181,14 @@ def test_activations_by_name_save_and_load(tmp_path):
 def test_hidden_sizes_must_be_positive_integers(hidden):
     with pytest.raises(ValueError, match="hidden layer sizes must be integers >= 1"):
         nets.MLPDecoder(2, (4,), hidden=hidden)
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_a_channels_last_shape_is_called_so(shape):
+    """Not 'images of 28x1 are too small': the fix, in the message."""
+    from pyvae import VAE
+
+    first = (shape[2], shape[0], shape[1])
+    with pytest.raises(ValueError, match="looks channels-last") as e:
+        VAE.build(input_shape=shape, z_dim=2, net="conv")
+    assert f"input_shape={first}" in str(e.value) and "x.permute(0, 3, 1, 2)" in str(e.value)

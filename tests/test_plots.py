@@ -292,6 +292,31 @@ def test_reconstructions_of_vectors_show_the_data_and_the_reconstructions(vector
     np.testing.assert_allclose(grid_array(right), vector_vae.reconstruct(x).numpy(), atol=1e-6)
 
 
+def test_reconstructions_of_vectors_share_one_colour_scale(vector_vae, vectors):
+    x = 3 * vectors[:6]
+    left, right = panels(plots.reconstructions(vector_vae, x, n=6))
+    both = torch.cat([x.flatten(), vector_vae.reconstruct(x).flatten()])
+    expected = pytest.approx((float(both.min()), float(both.max())))
+    assert left.images[0].get_clim() == expected and right.images[0].get_clim() == expected
+
+
+@pytest.mark.parametrize("n", [4, 9, 64])
+def test_a_heatmap_figure_keeps_its_axis_labels_inside(n, vectors):
+    """Samples of count (or tabular) data, saved by a plain fig.savefig: the axis labels
+    lie inside the figure, not cut off at its edge."""
+    counts = torch.poisson(torch.full((n, 6), 3.0))
+    fig = plots.samples_figure(counts)
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = panels(fig)
+    inside = fig.bbox
+    for label in (ax.xaxis.label, ax.yaxis.label, ax.title):
+        box = label.get_window_extent(renderer)
+        assert box.y0 >= inside.y0 and box.x0 >= inside.x0, label.get_text()
+        assert box.y1 <= inside.y1 and box.x1 <= inside.x1, label.get_text()
+
+
 def test_reconstructions_and_samples_draw_vector_data_unscaled(vector_vae, vectors):
     x = 3 * vectors[:6]
     assert float(vector_vae.reconstruct(x).max()) <= 1  # an untrained decoder: small means
@@ -498,6 +523,33 @@ def test_latent_space_max_points(image_vae, sprites):
     for ax in panels(fig):
         assert len(ax.collections[0].get_offsets()) == 10
         assert len(ax.collections[0].get_array()) == 10
+
+
+@pytest.mark.parametrize("kind", ["pair", "tensor_dataset"])
+def test_latent_space_colours_by_the_labels_a_pair_or_tensor_dataset_carries(
+    kind, vector_vae, vectors
+):
+    labels = torch.arange(len(vectors)) % 3
+    given = (vectors, labels) if kind == "pair" else torch.utils.data.TensorDataset(vectors, labels)
+    fig = plots.latent_space(vector_vae, given)
+    check_figure(fig, 1, 1)
+    np.testing.assert_array_equal(panels(fig)[0].collections[0].get_array(), labels.numpy())
+
+
+def test_latent_space_names_the_classes_of_one_label_per_item(vector_vae, vectors):
+    labels = torch.arange(len(vectors)) % 3
+    fig = plots.latent_space(vector_vae, vectors, labels=labels, names=data.SPRITE_SHAPES)
+    (bar,) = colorbars(fig)
+    assert [t.get_text() for t in bar.get_yticklabels()] == list(data.SPRITE_SHAPES)
+    # From an ArrayDataset's factor_names, as with_targets gives them.
+    shapes = data.ArrayDataset(vectors).with_targets(labels, data.SPRITE_SHAPES)
+    (bar,) = colorbars(plots.latent_space(vector_vae, shapes))
+    assert [t.get_text() for t in bar.get_yticklabels()] == list(data.SPRITE_SHAPES)
+    # One name is the panel's title.
+    fig = plots.latent_space(vector_vae, vectors, labels=labels, names=["cultivar"])
+    assert panels(fig)[0].get_title() == "latent space: cultivar"
+    with pytest.raises(ValueError, match="2 class names"):
+        plots.latent_space(vector_vae, vectors, labels=labels, names=["a", "b"])
 
 
 def test_latent_space_without_labels_does_not_warn(vector_vae, vectors):

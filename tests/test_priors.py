@@ -243,3 +243,9 @@ def test_vamp_init_from_data_wrong_shape_raises():
     with pytest.raises(ValueError, match="expected"):
         prior.init_from_data(torch.randn(4, 5))
     torch.testing.assert_close(prior.pseudo_inputs.detach(), before)
+
+
+def test_only_the_vamp_prior_declares_that_it_needs_the_encoder():
+    assert priors.Prior.needs_encoder is False
+    declared = {name for name, cls in priors.PRIORS.items() if cls.needs_encoder}
+    assert declared == {"vamp"}

@@ -292,7 +292,7 @@ def _check_parts(vae) -> None:
             "Supported: bernoulli (binary data), discretized_logistic and beta_binomial "
             "(8-bit data 0..255), poisson and negative_binomial (counts)"
         )
-    prior = vae.prior(vae.encoder)
+    prior = vae.p_z()
     base = getattr(prior, "base_dist", None)
     standard = (
         isinstance(base, torch.distributions.Normal)

@@ -269,7 +269,7 @@ class ConditionalVAE(VAE):
         """
         x, batch, device = self._model_input(x, batch_size)
         c = self._context(c, batch)
-        prior = self.prior(self.encoder)
+        prior = self.p_z()
         with self._plate(batch, num_data, device):
             with kl_weighted(kl_weight):
                 z = pyro.sample("z", prior)
@@ -314,6 +314,6 @@ class ConditionalVAE(VAE):
         if self.num_classes is not None and c is not None:
             c = torch.as_tensor(c)
             c = self._check_labels(c.reshape(-1), allow_unknown=False).reshape(c.shape)
-        z = _priors.tempered(self.prior(self.encoder), temperature).sample((n,))
+        z = _priors.tempered(self.p_z(), temperature).sample((n,))
         px = self._px(z, self._context(c, n))
         return px.mean if mean else px.sample()

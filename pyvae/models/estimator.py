@@ -135,9 +135,7 @@ def scorer(vae, x: torch.Tensor, **side: Any) -> Scorer:
     q = dist.Normal(loc, scale).to_event(1)
     event_dims = len(vae.input_shape)
     xf = x if x.is_floating_point() else x.float()
-    return direct_scorer(
-        q, vae.prior(vae.encoder), lambda z: vae.likelihood(vae.decoder(z), event_dims), xf
-    )
+    return direct_scorer(q, vae.p_z(), lambda z: vae.likelihood(vae.decoder(z), event_dims), xf)
 
 
 def chunk_size(vae, items: int, num_samples: int, max_elements: int = MAX_ELEMENTS) -> int:

@@ -142,6 +142,11 @@ class HierarchicalVAE(VAE):
         """u -> (loc, scale) of q(z2 | z1 = E[z1|u]): the encoder a VampPrior on z2 uses."""
         return self.encoder2(self.encoder(u)[0])
 
+    def p_z(self) -> dist.TorchDistribution:
+        """The prior p(z2) of the top layer: ``prior(top encoder)`` for a prior that
+        declares ``needs_encoder`` (the VampPrior), else ``prior()``."""
+        return self.prior(self._top_encoder) if self.prior.needs_encoder else self.prior()
+
     @pyro_method
     def model(
         self,
@@ -153,7 +158,7 @@ class HierarchicalVAE(VAE):
     ) -> torch.Tensor:
         """p(z2) p(z1|z2) p(x|z1); arguments as :meth:`VAE.model`. Returns x."""
         x, batch, device = self._model_input(x, batch_size)
-        prior = self.prior(self._top_encoder)
+        prior = self.p_z()
         with self._plate(batch, num_data, device):
             with kl_weighted(kl_weight):
                 z2 = pyro.sample("z2", prior)
@@ -187,7 +192,7 @@ class HierarchicalVAE(VAE):
         """Generate ``n`` items: z2 ~ p(z2), z1 ~ p(z1|z2), then E[x|z1] (or a draw if
         ``mean=False``). ``temperature`` scales the spread of p(z2) and of p(z1|z2)."""
         check_int("n", n)
-        z2 = _priors.tempered(self.prior(self._top_encoder), temperature).sample((n,))
+        z2 = _priors.tempered(self.p_z(), temperature).sample((n,))
         loc, scale = self.decoder2(z2)
         z1 = dist.Normal(loc, scale * temperature).sample()
         px = self.decode(z1)

@@ -262,7 +262,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         x, batch, device = self._model_input(x, batch_size)
         y = self._labels(y, batch, device)
         p_y = dist.Categorical(logits=torch.zeros(self.num_classes, device=device))
-        p_z = self.prior(self.encoder)
+        p_z = self.p_z()
         for part, index in self._split(y):
             weight = self._scale(part, len(index), batch, num_data, num_labelled)
             with poutine.scale(scale=weight), pyro.plate(part, len(index), dim=-1):
@@ -431,7 +431,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         log_p_y = -math.log(self.num_classes)
         inputs = self.likelihood.encoder_input(x)
         classes = self._one_hot(torch.arange(self.num_classes, device=x.device))
-        prior = self.prior(self.encoder)
+        prior = self.p_z()
         for part, index in self._split(y):
             c = self._one_hot(y[index]) if part == "labelled" else classes[:, None]  # (K, 1, K)
             loc, scale = self.encoder(self._join(inputs[index], c))  # (B, z) or (K, B, z)

@@ -302,6 +302,12 @@ class VAE(PyroModule):
         check_batch(x)
         return (x if x.is_floating_point() else x.float()), x.shape[0], x.device
 
+    def p_z(self) -> dist.TorchDistribution:
+        """The prior p(z): ``prior(encoder)`` for a prior that declares ``needs_encoder``
+        (the VampPrior), else ``prior()``. So the model reads the encoder, and its trace
+        lists the encoder's parameters, only where p(z) depends on them."""
+        return self.prior(self.encoder) if self.prior.needs_encoder else self.prior()
+
     @pyro_method
     def model(
         self,
@@ -323,7 +329,7 @@ class VAE(PyroModule):
             x (observed or sampled), shape ``(B, *input_shape)``.
         """
         x, batch, device = self._model_input(x, batch_size)
-        prior = self.prior(self.encoder)
+        prior = self.p_z()
         with self._plate(batch, num_data, device):
             with kl_weighted(kl_weight):
                 z = pyro.sample("z", prior)
@@ -477,7 +483,7 @@ class VAE(PyroModule):
 
         ``temperature`` scales the prior's spread (see :func:`pyvae.priors.tempered`)."""
         check_int("n", n)
-        z = _priors.tempered(self.prior(self.encoder), temperature).sample((n,))
+        z = _priors.tempered(self.p_z(), temperature).sample((n,))
         px = self.decode(z)
         return px.mean if mean else px.sample()
 
@@ -587,8 +593,14 @@ class VAE(PyroModule):
     def _check_shape(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape:
             hint = ""
-            if tuple(x.shape) == self.input_shape:
+            shape = self.input_shape
+            if tuple(x.shape) == shape:
                 hint = "; for a single item use x.unsqueeze(0)"
+            elif len(shape) == 3 and tuple(x.shape[1:]) == (*shape[1:], shape[0]):
+                hint = (
+                    "; the items look channels-last (H, W, C): pass x.permute(0, 3, 1, 2) "
+                    "(a NumPy array: x.transpose(0, 3, 1, 2))"
+                )
             elif math.prod(x.shape[1:]) == math.prod(self.input_shape):
                 shape = ", ".join(map(str, self.input_shape))
                 hint = (
