@@ -2,7 +2,7 @@
 
 Each file holds ``{"rows": [...], "runs": {...}}``: the rows (each with the machine, the
 torch and pyvae versions, the date and the command that made it) and nothing else, so the
-README's tables can be made from them. :func:`write_row` replaces the row with the same
+documentation's tables can be made from them. :func:`write_row` replaces the row with the same
 key, so re-running one setting updates its row only.
 
 The folder is ``benchmarks/results/``, or the one named by the environment variable

@@ -1,11 +1,12 @@
-"""Print the README's markdown tables from ``benchmarks/results/*.json``.
+"""Print the documentation's markdown tables (docs/evaluation.md, docs/compression.md,
+docs/model-and-guide.md) from ``benchmarks/results/*.json``.
 
     python benchmarks/tables.py                    # all tables
     python benchmarks/tables.py likelihood         # one: likelihood, semisupervised, compression
     python benchmarks/tables.py --results DIR      # from another results folder
 
 Each row says its epochs and the machine (and date) that measured it, so a table can be
-pasted into the README as it is. A file that is missing is said in one line.
+pasted into those pages as it is. A file that is missing is said in one line.
 """
 
 from __future__ import annotations
