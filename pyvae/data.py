@@ -706,11 +706,11 @@ LABEL_NAMES = ("label", "labels", "class", "target", "y", "cultivar", "species",
 
 
 def label_like_columns(path: str | os.PathLike) -> list[tuple[str | int, str]]:
-    """The first and last columns of a numeric CSV that look like labels, each as
-    ``(its header name, or its index, why)``: named like one (label, class, target, y,
-    cultivar, ...), or holding class numbers (2 to 10 consecutive integers from 0 or 1, each value about 3
-    times or more) beside real-valued features, or beside counts of at least twice as
-    many distinct values. ``load(..., label_column=...)`` takes such a column out of the
+    """The first and last columns of a numeric CSV that look like labels, each as ``(its header
+    name, or its index, why)``: named like one (label, class, target, y, cultivar, ...), or
+    holding class numbers (2 to 10 consecutive integers from 0 or 1, each value about 3
+    times or more) beside real-valued features, or beside counts of at least twice as many
+    distinct values. ``load(..., label_column=...)`` takes such a column out of the
     features."""
     path = Path(path)
     header, body = _csv_rows(path)
