@@ -219,3 +219,27 @@ def test_files_of_pyvae_0_1_still_load_and_resume(tmp_path):
     assert history["epoch"] == [1, 2, 3]
     assert history["train_elbo"][:2] == expected["history"]["train_elbo"]
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 3
+
+
+def test_stop_signals_defer_the_first_signal_and_restore_what_was_there():
+    import socket
+
+    from pyvae.train.signals import StopSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(b.fileno())  # e.g. an event loop's
+    try:
+        with StopSignals(announce=False, blocked_grace_s=5) as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.requested and not stop.forced  # the first: a request, no exception
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)  # the second: at once
+            assert stop.forced
+        assert signal.getsignal(signal.SIGINT) is before
+        assert signal.set_wakeup_fd(b.fileno()) == b.fileno()  # the event loop's fd is back
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        a.close()
+        b.close()

@@ -42,6 +42,7 @@ class StopSignals:
         self._previous: dict[int, Any] = {}
         self._handled = 0  # signals whose Python handler has run
         self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        self._previous_wakeup_fd = -1  # e.g. an event loop's, given back on exit
 
     def _handle(self, signum: int, frame: Any) -> None:
         self._handled += 1
@@ -69,7 +70,7 @@ class StopSignals:
             signal.signal(s, handler)
         self._previous = {}
         if self._wakeup is not None:
-            signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
             for end in self._wakeup:
                 end.close()
             self._wakeup = None
@@ -77,7 +78,9 @@ class StopSignals:
     def _watch(self) -> None:
         read_end, write_end = socket.socketpair()
         write_end.setblocking(False)
-        signal.set_wakeup_fd(write_end.fileno(), warn_on_full_buffer=False)
+        self._previous_wakeup_fd = signal.set_wakeup_fd(
+            write_end.fileno(), warn_on_full_buffer=False
+        )
         self._wakeup = (read_end, write_end)
         threading.Thread(target=self._watcher, args=(read_end,), daemon=True).start()
 
