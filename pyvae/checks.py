@@ -32,10 +32,8 @@ def check_number(
     name: str, value: Any, above: float | None = None, at_least: float | None = None
 ) -> float:
     """``value`` as a float, or an error unless it is a finite real number (NumPy numbers
-    count, and 0-dim tensors; booleans and strings do not), ``> above`` and ``>= at_least``
-    where given."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.dtype == torch.bool:
-        value = value.item()
+    count; booleans, strings and tensors do not), ``> above`` and ``>= at_least`` where
+    given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
     value = float(value)

@@ -217,7 +217,8 @@ class Gaussian(Likelihood):
                     f"got {scale!r}"
                 )
         else:
-            check_number("a fixed scale", scale, above=0)
+            fixed = scale.item() if isinstance(scale, torch.Tensor) and scale.dim() == 0 else scale
+            check_number("a fixed scale", fixed, above=0)  # a 0-dim tensor is kept as given
         self.scale_mode = scale if isinstance(scale, str) else "fixed"
         self.min_scale = check_number("min_scale", min_scale, above=0)
         self.params_per_value = 2 if scale == "decoder" else 1

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +13,9 @@ import torch
 from pyro.infer.elbo import ELBO
 
 from ..callbacks import Callback
-from ..checks import check_int
+from ..checks import check_int, check_number
 
 __all__ = ["TrainConfig"]
-
-
-def _number(name: str, value: Any, low: float, finite: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not value >= low or (finite and not math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
-    return float(value)
 
 
 def _device(device: Any) -> torch.device | None:
@@ -80,33 +70,33 @@ class TrainConfig:
     @classmethod
     def check(cls, **arguments: Any) -> TrainConfig:
         """A :class:`TrainConfig` of ``fit``'s keyword ``arguments``, each checked."""
-        a = dict(arguments)
-        a["epochs"] = check_int("epochs", a.get("epochs", 10), 0)
-        a["batch_size"] = check_int("batch_size", a.get("batch_size", 128), 1)
-        a["checkpoint_every"] = check_int("checkpoint_every", a.get("checkpoint_every", 1), 1)
-        a["lr"] = _number("lr", a.get("lr", 1e-3), 0.0)
-        if not a["lr"] > 0:
-            raise ValueError(f"lr must be > 0, got {a['lr']!r}")
-        a["beta"] = _number("beta", a.get("beta", 1.0), 0.0)
-        a["warmup_epochs"] = _number("warmup_epochs", a.get("warmup_epochs", 0), 0.0)
-        if a.get("seed") is not None:
+        defaults = {
+            f.name: f.default if f.default is not MISSING else f.default_factory()
+            for f in fields(cls)
+        }
+        a = {**defaults, **arguments}
+        a["epochs"] = check_int("epochs", a["epochs"], 0)
+        a["batch_size"] = check_int("batch_size", a["batch_size"], 1)
+        a["checkpoint_every"] = check_int("checkpoint_every", a["checkpoint_every"], 1)
+        a["lr"] = check_number("lr", a["lr"], above=0)
+        a["beta"] = check_number("beta", a["beta"], at_least=0)
+        a["warmup_epochs"] = check_number("warmup_epochs", a["warmup_epochs"], at_least=0)
+        if a["seed"] is not None:
             a["seed"] = check_int("seed", a["seed"], 0)
-        if a.get("clip_norm") is not None:
-            a["clip_norm"] = _number("clip_norm", a["clip_norm"], 0.0)
-            if not a["clip_norm"] > 0:
-                raise ValueError(f"clip_norm must be a number > 0 or None, got {a['clip_norm']!r}")
-        elbo, optim = a.get("elbo"), a.get("optim")
+        if a["clip_norm"] is not None:
+            a["clip_norm"] = check_number("clip_norm", a["clip_norm"], above=0)
+        elbo, optim = a["elbo"], a["optim"]
         if elbo is not None and not isinstance(elbo, ELBO):
             raise TypeError(f"elbo must be a Pyro ELBO instance such as Trace_ELBO(), got {elbo!r}")
         if optim is not None and not isinstance(optim, pyro.optim.PyroOptim):
             raise TypeError(
                 f"optim must be a Pyro optimizer such as pyro.optim.Adam(...), got {optim!r}"
             )
-        a["callbacks"] = _callbacks(a.get("callbacks"))
-        a["device"] = _device(a.get("device"))
-        directory = a.get("checkpoint_dir")
+        a["callbacks"] = _callbacks(a["callbacks"])
+        a["device"] = _device(a["device"])
+        directory = a["checkpoint_dir"]
         a["checkpoint_dir"] = Path(os.fspath(directory)) if directory is not None else None
-        if a.get("resume") and directory is None:
+        if a["resume"] and directory is None:
             raise ValueError("resume=True needs checkpoint_dir=... (where the checkpoint is)")
         if directory is not None and optim is not None:
             raise ValueError(
