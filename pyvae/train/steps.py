@@ -24,7 +24,8 @@ from torch import nn
 
 from ..objectives import DirectELBO
 from .graphed import GraphedStep, capturable
-from .guard import finite_or_refuse, guarded_loss_and_grads
+from .guard import finite_or_refuse
+from .strategy import Local
 
 __all__ = [
     "Step",
@@ -182,14 +183,6 @@ def make_step(
     return step
 
 
-class _Local:  # the single-process strategy's gradient computation, for the functions below
-    world = 1
-
-    @staticmethod
-    def loss_and_grads(objective: Objective, where: str, x: torch.Tensor, **kw: Any) -> Any:
-        return guarded_loss_and_grads(objective.loss_and_grads, where, x, **kw)
-
-
 class _SVIObjective:  # a pyro.infer.SVI's model, guide and loss, for checked_step
     def __init__(self, svi: Any):
         self.svi = svi
@@ -203,7 +196,8 @@ def checked_step(
 ) -> float:
     """``svi.step(*args, **kwargs)`` (a ``pyro.infer.SVI``) that refuses to apply a
     non-finite loss or gradient, with the parameters not updated: :class:`SVIStep`."""
-    return SVIStep(_SVIObjective(svi), svi.optim, _Local, clip_norm)(where, *args, **kwargs)
+    local = Local(torch.device("cpu"))  # where the data is does not enter the step
+    return SVIStep(_SVIObjective(svi), svi.optim, local, clip_norm)(where, *args, **kwargs)
 
 
 def torch_step(
@@ -216,4 +210,5 @@ def torch_step(
     **kwargs: Any,
 ) -> float:
     """One :class:`TorchStep` of ``optimizer`` over ``vae.parameters()`` on ``elbo``."""
-    return TorchStep(Objective(vae, elbo), optimizer, _Local, clip_norm)(where, *args, **kwargs)
+    step = TorchStep(Objective(vae, elbo), optimizer, Local(vae.device), clip_norm)
+    return step(where, *args, **kwargs)
