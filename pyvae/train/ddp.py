@@ -175,12 +175,14 @@ class DDP:
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj``, on every rank."""
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        with self._peers("a broadcast between steps"):
+            dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def _all_reduce(self, values: list[float]) -> list[float]:
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
+        with self._peers("a sum over the processes"):
+            dist.all_reduce(t)
         return t.tolist()
 
     def sum(self, value: float) -> float:
@@ -198,7 +200,8 @@ class DDP:
             order = epoch_order(self.device)
         else:
             order = torch.empty(len(epoch_order), dtype=torch.long, device=self.device)
-        dist.broadcast(order, src=0)
+        with self._peers("the epoch's start"):
+            dist.broadcast(order, src=0)
         return order
 
     def shard(
@@ -313,7 +316,8 @@ class DDP:
         """Collective: rank 0 writes ``contents`` with ``write``, adding every rank's
         random state (``rank_rng``) and, inside an epoch, the epoch's summed loss."""
         contents = dict(contents, rank_rng=[None] * self.world)
-        dist.all_gather_object(contents["rank_rng"], contents["rng"])
+        with self._peers("a checkpoint"):
+            dist.all_gather_object(contents["rank_rng"], contents["rng"])
         if contents.get("in_progress") is not None:
             total = self.sum(contents["in_progress"]["total"])
             contents["in_progress"] = {**contents["in_progress"], "total": total}
