@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checks import check_device
+
 __all__ = [
     "atomic_write",
     "remove_stale_temporaries",
@@ -157,27 +159,8 @@ def write_payload(
 def check_map_location(map_location: Any) -> None:
     """A clear error for a ``map_location`` this machine cannot honour: a string that
     names no device, CUDA where there is none, a CUDA device it does not have."""
-    if not isinstance(map_location, (str, torch.device)):
-        return  # a dict or a function: torch.load checks it
-    try:
-        device = torch.device(map_location)
-    except (RuntimeError, ValueError):
-        raise ValueError(
-            f"map_location={map_location!r} is not a device; use e.g. 'cpu', 'cuda' or 'cuda:1'"
-        ) from None
-    if device.type != "cuda":
-        return
-    if not torch.cuda.is_available():
-        raise ValueError(
-            f"map_location={map_location!r}, but CUDA is not available on this machine: load "
-            "with map_location='cpu' (the default)"
-        )
-    count = torch.cuda.device_count()
-    if device.index is not None and device.index >= count:
-        raise ValueError(
-            f"map_location={map_location!r}, but this machine has {count} CUDA device(s): "
-            f"cuda:0 to cuda:{count - 1}"
-        )
+    if isinstance(map_location, (str, torch.device)):  # a dict or a function: torch checks it
+        check_device(map_location, spell=lambda d: f"map_location={d!r}")
 
 
 def check_file(path: Path, what: str, example: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "check_device",
     "check_int",
     "check_number",
     "check_finite",
@@ -18,6 +19,36 @@ __all__ = [
     "non_finite_step",
     "STEP_ADVICE",
 ]
+
+
+def check_device(
+    device: Any, spell: Callable[[str], str] = lambda d: f"device={d!r}"
+) -> torch.device | None:
+    """``device`` as a ``torch.device`` that exists on this machine (None stays None), or
+    one ``ValueError`` saying what does. ``spell`` writes the argument with a value as the
+    caller's user writes it, e.g. ``lambda d: f"--device {d}"`` in the command line."""
+    if device is None:
+        return None
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"{spell(str(device))} is not a device; use e.g. {spell('cpu')} or {spell('cuda')}"
+        ) from None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    here = spell("cpu") + (f" or {spell('cuda')} ({count} here)" if count else "")
+    if d.type == "cuda" and count == 0:
+        raise ValueError(f"{spell(str(d))}, but CUDA is not available here; use {here}")
+    if d.type == "cuda" and d.index is not None and d.index >= count:
+        raise ValueError(
+            f"{spell(str(d))}, but this machine has {count} CUDA device(s), cuda:0 to "
+            f"cuda:{count - 1}"
+        )
+    if d.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{spell(str(d))}, but MPS is not available here; use {here}")
+    if d.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{spell(str(d))} is not supported; use {here}")
+    return d
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:

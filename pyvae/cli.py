@@ -142,33 +142,6 @@ def _check_run_folder(out: Path, args: argparse.Namespace) -> None:
     _check_writable(out, "--out")
 
 
-def _check_device(device: str | None) -> None:
-    """Refuse a ``--device`` that does not exist here."""
-    if device is None:
-        return
-    import torch
-
-    try:
-        d = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device {device}: not a device; use cpu, cuda or cuda:N") from None
-    if d.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise ValueError(
-                f"--device {device}: CUDA is not available here; use --device cpu (or leave "
-                "--device out)"
-            )
-        if d.index is not None and d.index >= n:
-            raise ValueError(
-                f"--device {device}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}"
-            )
-    elif d.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
-    elif d.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {device} is not supported; use cpu or cuda")
-
-
 #: What each likelihood needs, in words, and the likelihoods for each kind of data.
 _NEEDS = {
     "bernoulli": "binary data (values 0 and 1)",
@@ -309,7 +282,9 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{Path(args.dataset).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     if main:
         _check_run_folder(out, args)
-    _check_device(args.device)
+    from .checks import check_device
+
+    check_device(args.device, spell=lambda d: f"--device {d}")
     data_spec, train, test, vae = _train_data_and_vae(args)
     if main:
         data_spec["fingerprint"] = {"train": _fingerprint(train), "test": _fingerprint(test)}

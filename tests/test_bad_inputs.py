@@ -1028,7 +1028,7 @@ API = [
     pytest.param(
         _fitting(device="gpu"),
         ValueError,
-        "device must be e.g. 'cpu' or 'cuda'",
+        "device='gpu' is not a device; use e.g. device='cpu'",
         id="fit-device-name",
     ),
     pytest.param(

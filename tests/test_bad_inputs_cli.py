@@ -160,8 +160,16 @@ CASES = [
     Case("scale-word", (*TRAIN, "--out", "new", "--scale", "big"), "argument --scale"),
     Case("scale-negative", (*TRAIN, "--out", "new", "--scale", "-1"), "argument --scale"),
     # --device
-    Case("device-absent", (*TRAIN, "--out", "new", "--device", "cuda:99"), "--device cuda:99: "),
-    Case("device-unknown", (*TRAIN, "--out", "new", "--device", "tpu"), "--device tpu: not a"),
+    Case(
+        "device-absent",
+        (*TRAIN, "--out", "new", "--device", "cuda:99"),
+        "--device cuda:99, but CUDA is not",
+    ),
+    Case(
+        "device-unknown",
+        (*TRAIN, "--out", "new", "--device", "tpu"),
+        "--device tpu is not a device; use e.g. --device cpu",
+    ),
     # the data
     Case(
         "binary-dataset-to-8bit-likelihood",

@@ -115,7 +115,7 @@ def test_fit_accepts_arrays_tensors_and_datasets(sprites):
         ({"seed": "abc"}, "seed must be an integer"),
         ({"checkpoint_every": 0}, "checkpoint_every"),
         ({"resume": True}, "resume=True needs checkpoint_dir"),
-        ({"device": "gpu"}, "device must be e.g. 'cpu' or 'cuda'"),
+        ({"device": "gpu"}, "device='gpu' is not a device; use e.g. device='cpu'"),
         ({"device": "mps"} if not torch.backends.mps.is_available() else {"device": "xla"}, "not"),
         pytest.param(
             {"device": "cuda:7"},

@@ -13,36 +13,9 @@ import torch
 from pyro.infer.elbo import ELBO
 
 from ..callbacks import Callback
-from ..checks import check_int, check_number
+from ..checks import check_device, check_int, check_number
 
 __all__ = ["TrainConfig"]
-
-
-def _device(device: Any) -> torch.device | None:
-    """``device`` as a ``torch.device`` that exists here, or a ValueError saying what does."""
-    if device is None:
-        return None
-    try:
-        d = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be e.g. 'cpu' or 'cuda', got {device!r}") from None
-    here = "'cpu'" + (
-        f" or 'cuda' ({torch.cuda.device_count()} here)" if torch.cuda.is_available() else ""
-    )
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={str(d)!r}, but CUDA is not available here (torch.cuda.is_available() "
-            f"is False); use device={here}"
-        )
-    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
-        raise ValueError(
-            f"device={str(d)!r}, but this machine has {torch.cuda.device_count()} CUDA devices"
-        )
-    if d.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device='mps', but MPS is not available here; use device={here}")
-    if d.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device={str(d)!r} is not supported; use device={here}")
-    return d
 
 
 @dataclass(frozen=True)
@@ -93,7 +66,7 @@ class TrainConfig:
                 f"optim must be a Pyro optimizer such as pyro.optim.Adam(...), got {optim!r}"
             )
         a["callbacks"] = _callbacks(a["callbacks"])
-        a["device"] = _device(a["device"])
+        a["device"] = check_device(a["device"])
         directory = a["checkpoint_dir"]
         a["checkpoint_dir"] = Path(os.fspath(directory)) if directory is not None else None
         if a["resume"] and directory is None:
