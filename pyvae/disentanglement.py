@@ -613,9 +613,9 @@ def scores(
     sampler), whose codes also normalise the FactorVAE score. The FactorVAE and β-VAE
     scores use the sampler (``data`` or ``sampler``): ``num_train`` and ``num_eval`` votes
     of ``batch_size`` items, and as many points of ``batch_size // 2`` pairs. Without a
-    sampler those two keys are left out. The defaults render and encode 11600 items:
-    about 22 s for an untrained 64x64 convolutional VAE of z_dim 10 on the 2-core Xeon CPU
-    (``benchmarks/disentanglement_metrics.py``)."""
+    sampler those two keys are left out. The defaults render and encode 11600 items: for
+    an untrained 64x64 convolutional VAE of z_dim 10, 9.3 s of CPU time on the 2-core Xeon
+    CPU (``benchmarks/disentanglement_metrics.py``)."""
     vae.require(
         DISENTANGLEMENT,
         instead="encode the data yourself and pass codes to mig, dci, sap, factor_vae_score",
