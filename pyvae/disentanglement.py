@@ -468,10 +468,16 @@ def _check_sampler(sampler: Any) -> int:
 def _codes(sampler: Any, represent: Callable | None, factors: torch.Tensor) -> torch.Tensor:
     """The codes ``(n, z_dim)`` of the items rendered from ``factors``, in chunks."""
     out = []
-    for chunk in torch.split(factors, 4096):
+    for chunk in torch.split(torch.as_tensor(factors), 4096):
         items = sampler.render(chunk)
         z = represent(items) if represent is not None else items
-        out.append(torch.as_tensor(z).detach().cpu().double().reshape(len(chunk), -1))
+        if not isinstance(z, torch.Tensor | np.ndarray) or len(z) != len(chunk) or z.ndim != 2:
+            raise ValueError(
+                f"represent must map {len(chunk)} items to codes of shape ({len(chunk)}, z_dim) "
+                f"(e.g. lambda x: vae.encode(x).mean), got {type(z).__name__} "
+                f"{tuple(getattr(z, 'shape', ()))}"
+            )
+        out.append(torch.as_tensor(z).detach().cpu().double())
     return torch.cat(out)
 
 
