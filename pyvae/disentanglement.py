@@ -627,7 +627,7 @@ def scores(
     scores use the sampler (``data`` or ``sampler``): ``num_train`` and ``num_eval`` votes
     of ``batch_size`` items, and as many points of ``batch_size // 2`` pairs. Without a
     sampler those two keys are left out. The defaults render and encode 11600 items: for
-    an untrained 64x64 convolutional VAE of z_dim 10, 9.3 s of CPU time on the 2-core Xeon
+    an untrained 64x64 convolutional VAE of z_dim 10, 10 s of CPU time on the 2-core Xeon
     CPU (``benchmarks/disentanglement_metrics.py``)."""
     vae.require(
         DISENTANGLEMENT,
