@@ -1,6 +1,7 @@
 """Smoke test of a reproduction recipe (benchmarks/likelihood_bmnist.py) end to end on a
 tiny subset of the real data, its rerun (a finished row is not redone) and
-benchmarks/tables.py on the result file; skipped without ../shared/data."""
+benchmarks/tables.py on the result file, skipped without ../shared/data; and of
+benchmarks/disentanglement_metrics.py (generated sprites, no data needed)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 TABLES = ROOT / "benchmarks" / "tables.py"
 
-pytestmark = pytest.mark.skipif(
+needs_mnist = pytest.mark.skipif(
     not (DATA / "binarized_mnist" / "binarized_mnist_packbits.npz").exists(),
     reason="needs ../shared/data/binarized_mnist",
 )
@@ -32,6 +33,7 @@ def run(*args: str) -> str:
     return done.stdout
 
 
+@needs_mnist
 def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     command = [
         "benchmarks/likelihood_bmnist.py",
@@ -56,3 +58,22 @@ def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
         sys.path.remove(str(ROOT / "benchmarks"))
     table = "\n".join(tables.likelihood(tmp_path / "results"))
     assert "| standard prior | `--model normal` | 1 |" in table
+
+
+def test_disentanglement_metrics_writes_a_row_per_code(tmp_path):
+    pytest.importorskip("sklearn")
+    command = [
+        "benchmarks/disentanglement_metrics.py", "--n", "100", "--size", "16",
+        "--num-train", "10", "--num-eval", "10", "--batch-size", "8",
+        "--vae-items", "40", "--vae-votes", "4", "--results", str(tmp_path),
+    ]  # fmt: skip
+    printed = run(*command)
+    rows = json.loads((tmp_path / "disentanglement_metrics.json").read_text())["rows"]
+    by_code = {row["codes"]: row for row in rows}
+    assert set(by_code) == {
+        "factors", "permuted", "collapsed", "duplicated", "rotated", "noise",
+        "conv VAE 16x16, scores()",
+    }  # fmt: skip
+    assert by_code["factors"]["dci_disentanglement"] > 0.9 and by_code["noise"]["mig"] < 0.1
+    assert by_code["permuted"]["mig"] == by_code["factors"]["mig"]
+    assert "conv VAE 16x16" in printed
