@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checks import check_device
-
 __all__ = [
     "atomic_write",
     "remove_stale_temporaries",
@@ -160,6 +158,8 @@ def check_map_location(map_location: Any) -> None:
     """A clear error for a ``map_location`` this machine cannot honour: a string that
     names no device, CUDA where there is none, a CUDA device it does not have."""
     if isinstance(map_location, (str, torch.device)):  # a dict or a function: torch checks it
+        from .checks import check_device  # here: this module imports no other of pyvae's
+
         check_device(map_location, spell=lambda d: f"map_location={d!r}")
 
 
