@@ -116,6 +116,7 @@ OOD_SCORES = {
     "complexity_png": "complexity, PNG (Serrà et al. 2020)",
     "complexity_zlib": "complexity, zlib",
     "complexity_bz2": "complexity, bz2",
+    "complexity_png_fitted": "complexity, PNG, slope fitted on normal data",
 }
 
 
