@@ -19,8 +19,9 @@ likelihood paradox (the digit 1, little ink, is *more* likely than the normal di
 Images are binarized (dynamic during training; one fixed draw for the test set, for PCA
 and for the background's training set), the likelihood is Bernoulli, the networks MLPs
 (``--hidden``), z_dim 16; the defaults (2 epochs on 10,000 images, 10 importance samples,
-the first 5,000 test images) are modest so that the 20 models train and score in about 25 minutes on 2 shared cores. Each digit's
-rows go to ``benchmarks/results/anomaly_mnist.json`` as it finishes (key: digit and score);
+the first 5,000 test images) are modest so that the 20 models train and score in about 25
+minutes on 2 shared cores. Each digit's rows go to ``benchmarks/results/anomaly_mnist.json``
+as it finishes (key: digit and score);
 a digit whose rows are there with the same settings is not run again.
 """
 
