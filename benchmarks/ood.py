@@ -14,7 +14,7 @@ random bit with rate ``--rate``; Ren et al. 2019) and writes one row per score t
 - ``typicality_M{M}``: the batch test of Nalisnick et al. (2019) on batches of M images
   (Ĥ and the bootstrap from held-out training images), AUROC over batches.
 
-    python benchmarks/ood.py --root ../shared/data                  # about 15 min, 2 cores
+    python benchmarks/ood.py --root ../shared/data          # 35 min on 2 busy cores
     python benchmarks/ood.py --root ../shared/data --n-train 2000 --n-test 200 --epochs 1
 
 Images are binarized (dynamic during training, one fixed draw for the test sets and the

@@ -130,7 +130,7 @@ def ood(folder: Path) -> list[str]:
     rows = _rows(folder, "ood")
     if rows is None:
         return [f"(no {folder / 'ood.json'})"]
-    pairs = sorted({(r["train"], r["test"]) for r in rows}, reverse=True)
+    pairs = sorted({(r["train"], r["test"]) for r in rows})
     order = [*OOD_SCORES, *sorted({r["score"] for r in rows} - set(OOD_SCORES))]
     by = {(r["train"], r["test"], r["score"]): r for r in rows}
     head = " | ".join(f"train {a}, test {b}: AUROC (AUPRC)" for a, b in pairs)
