@@ -153,8 +153,8 @@ def main() -> None:
         name: anomaly.Compressor(name)(x_test).float() for name in ("png", "bz2")
     }  # the same for every digit
     print(
-        f"MNIST: {args.n_train} of {len(train)} train images, {len(test)} test images; "
-        f"{args.epochs} epochs per model"
+        f"MNIST: {args.n_train} of {len(train)} train images, {len(x_test)} of {len(test)} "
+        f"test images; {args.epochs} epochs per model"
     )
     names = [s.replace("_", " ")[:10] for s in SCORES]
     header = f"{'digit':>5} | " + " | ".join(f"{n:>10}" for n in names)
