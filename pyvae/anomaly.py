@@ -118,6 +118,8 @@ def score(
     else:
         vae.require(EVALUATE, instead="use the 'log_likelihood' score")
     if background is not None:
+        if not callable(getattr(background, "require", None)):
+            raise TypeError(f"background must be a VAE, got {type(background).__name__}")
         background.require(LOG_LIKELIHOOD, instead="use a plain VAE as the background")
     if isinstance(compressor, str):
         compressor = Compressor(compressor)

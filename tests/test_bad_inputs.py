@@ -1045,6 +1045,16 @@ API = [
         id="score-likelihood-ratio-no-background",
     ),
     pytest.param(
+        _api(
+            lambda: _anomaly().score(
+                _small(), torch.zeros(2, 1, 8, 8), "likelihood_ratio", background="bg.pt"
+            )
+        ),
+        TypeError,
+        "background must be a VAE, got str",
+        id="score-background-not-a-vae",
+    ),
+    pytest.param(
         _api(lambda: _anomaly().TypicalityTest(_small(), batch_size=0)),
         ValueError,
         "batch_size must be an integer >= 1",
