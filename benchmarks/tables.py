@@ -2,7 +2,8 @@
 docs/model-and-guide.md) from ``benchmarks/results/*.json``.
 
     python benchmarks/tables.py                    # all tables
-    python benchmarks/tables.py likelihood         # one: likelihood, semisupervised, compression
+    python benchmarks/tables.py ood                # one: likelihood, semisupervised, compression,
+                                                   # ood, anomaly_mnist
     python benchmarks/tables.py --results DIR      # from another results folder
 
 Each row says its epochs and the machine (and date) that measured it, so a table can be
@@ -108,7 +109,84 @@ def compression(folder: Path) -> list[str]:
     return out
 
 
-TABLES = {"likelihood": likelihood, "semisupervised": semisupervised, "compression": compression}
+OOD_SCORES = {
+    "log_likelihood": "negative log-likelihood",
+    "elbo": "negative ELBO",
+    "likelihood_ratio": "likelihood ratio (Ren et al. 2019)",
+    "complexity_png": "complexity, PNG (Serrà et al. 2020)",
+    "complexity_zlib": "complexity, zlib",
+    "complexity_bz2": "complexity, bz2",
+    "complexity_png_fitted": "complexity, PNG, slope fitted on normal data",
+}
+
+
+def _ood_name(score: str) -> str:
+    if score.startswith("typicality_M"):
+        return f"typicality test, batches of {score[len('typicality_M') :]} (Nalisnick et al. 2019)"
+    return OOD_SCORES.get(score, score)
+
+
+def ood(folder: Path) -> list[str]:
+    rows = _rows(folder, "ood")
+    if rows is None:
+        return [f"(no {folder / 'ood.json'})"]
+    pairs = sorted({(r["train"], r["test"]) for r in rows})
+    order = [*OOD_SCORES, *sorted({r["score"] for r in rows} - set(OOD_SCORES))]
+    by = {(r["train"], r["test"], r["score"]): r for r in rows}
+    head = " | ".join(f"train {a}, test {b}: AUROC (AUPRC)" for a, b in pairs)
+    out = [f"| score | {head} |", "|---|" + "---|" * len(pairs)]
+    for score in order:
+        cells = [by.get((a, b, score)) for a, b in pairs]
+        if not any(cells):
+            continue
+        text = [f"{c['auroc']:.3f} ({c['auprc']:.3f})" if c else "" for c in cells]
+        out.append(f"| {_ood_name(score)} | " + " | ".join(text) + " |")
+    r = rows[0]
+    out.append("")
+    out.append(
+        f"{r.get('epochs')} epochs on {r.get('n_train')} training images, MLP {r.get('hidden')}, "
+        f"z_dim {r.get('z_dim')}, {r.get('num_samples')} importance samples, background "
+        f"noise rate {r.get('rate')}, {r.get('n_test')} test images per dataset; {_when(r)}."
+    )
+    return out
+
+
+def anomaly_mnist(folder: Path) -> list[str]:
+    rows = _rows(folder, "anomaly_mnist")
+    if rows is None:
+        return [f"(no {folder / 'anomaly_mnist.json'})"]
+    digits = sorted({r["digit"] for r in rows})
+    names = {**OOD_SCORES, "reconstruction": "reconstruction probability"}
+    names.update(latent="latent density", pca="PCA reconstruction error")
+    scores = list(dict.fromkeys(r["score"] for r in rows))
+    scores.sort(key=lambda s: list(names).index(s) if s in names else len(names))
+    by = {(r["digit"], r["score"]): r["auroc"] for r in rows}
+    out = [
+        "| held-out digit | " + " | ".join(map(str, digits)) + " | mean |",
+        "|---|" + "---|" * (len(digits) + 1),
+    ]
+    for score in scores:
+        values = [by.get((d, score)) for d in digits]
+        mean = sum(v for v in values if v is not None) / max(1, sum(v is not None for v in values))
+        cells = " | ".join("" if v is None else f"{v:.3f}" for v in values)
+        out.append(f"| {names.get(score, score)} | {cells} | **{mean:.3f}** |")
+    r = rows[0]
+    out.append("")
+    out.append(
+        f"{r.get('epochs')} epochs on {r.get('n_train')} training images per model, MLP "
+        f"{r.get('hidden')}, z_dim {r.get('z_dim')}, {r.get('num_samples')} importance "
+        f"samples, background noise rate {r.get('rate')}; {_when(r)}."
+    )
+    return out
+
+
+TABLES = {
+    "likelihood": likelihood,
+    "semisupervised": semisupervised,
+    "compression": compression,
+    "ood": ood,
+    "anomaly_mnist": anomaly_mnist,
+}
 
 
 def main() -> None:

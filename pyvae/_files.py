@@ -25,7 +25,6 @@ import torch
 __all__ = [
     "atomic_write",
     "remove_stale_temporaries",
-    "check_map_location",
     "check_file",
     "write_bytes",
     "write_payload",
@@ -154,15 +153,6 @@ def write_payload(
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite)
 
 
-def check_map_location(map_location: Any) -> None:
-    """A clear error for a ``map_location`` this machine cannot honour: a string that
-    names no device, CUDA where there is none, a CUDA device it does not have."""
-    if isinstance(map_location, (str, torch.device)):  # a dict or a function: torch checks it
-        from .checks import check_device  # here: this module imports no other of pyvae's
-
-        check_device(map_location, spell=lambda d: f"map_location={d!r}")
-
-
 def check_file(path: Path, what: str, example: str) -> None:
     """A clear error unless ``path`` is an existing file: missing (FileNotFoundError) or a
     folder (IsADirectoryError, naming ``example`` or the ``.pt`` files in it)."""
@@ -190,13 +180,12 @@ def read_payload(
 
     ``what`` names the kind of file in the errors ("model file", "checkpoint"): a missing
     file raises FileNotFoundError, a folder IsADirectoryError (naming ``example``, the
-    file to pass instead), a ``map_location`` this machine lacks ValueError; a corrupt,
+    file to pass instead); a corrupt,
     truncated or code-holding file, one of another format or of another version raise
     ValueError.
     """
     path = Path(path)
     check_file(path, what, example)
-    check_map_location(map_location)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except PermissionError:  # unreadable by this user

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._files import atomic_write, check_file, check_map_location
+from ._files import atomic_write, check_file
+from .checks import check_map_location
 
 __all__ = ["CHECKPOINT_NAME", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
 

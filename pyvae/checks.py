@@ -12,6 +12,7 @@ import torch
 
 __all__ = [
     "check_device",
+    "check_map_location",
     "check_int",
     "check_number",
     "check_finite",
@@ -49,6 +50,14 @@ def check_device(
     if d.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"{spell(str(d))} is not supported; use {here}")
     return d
+
+
+def check_map_location(map_location: Any) -> None:
+    """A clear error for a ``map_location`` this machine cannot honour: a string that
+    names no device, CUDA where there is none, a CUDA device it does not have. A dict or
+    a function is left to ``torch.load``."""
+    if isinstance(map_location, (str, torch.device)):
+        check_device(map_location, spell=lambda d: f"map_location={d!r}")
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -18,6 +18,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ._files import atomic_write, read_payload, write_payload
+from .checks import check_map_location
 from .config import check_spec, class_name, find_class, is_plain, unplain_argument
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def save(vae: VAE, path: str | os.PathLike, overwrite: bool = False) -> Path:
 def read(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """The checked contents of a pyvae file: ``format``, ``version``, ``config`` (a dict),
     ``state_dict`` (a dict of named tensors) and whatever else the writer added."""
+    check_map_location(map_location)
     payload = read_payload(path, FORMAT, FORMAT_VERSION, "model file", map_location)
     for key in ("config", "state_dict"):
         if not isinstance(payload.get(key), dict):

@@ -883,6 +883,12 @@ def _fitting(**kwargs: Any) -> Make:
     return lambda folder: lambda: fit(_small(), x, progress=False, checkpoint_dir=None, **kwargs)
 
 
+def _anomaly() -> Any:
+    from pyvae import anomaly
+
+    return anomaly
+
+
 L, P, N_ = "likelihoods", "priors", "nets"
 INF, NAN = float("inf"), float("nan")
 
@@ -1043,6 +1049,52 @@ API = [
         ValueError,
         "unknown activation 'sigmoidal'",
         id="mlp-activation-unknown",
+    ),
+    pytest.param(
+        _api(lambda: _anomaly().perturb(torch.zeros(4, 3), 1.5)),
+        ValueError,
+        "rate must be in [0, 1]",
+        id="perturb-rate-above-1",
+    ),
+    pytest.param(
+        _api(lambda: _anomaly().perturb(torch.zeros(4, 3), 0.1, support="grey")),
+        ValueError,
+        "support must be one of",
+        id="perturb-support-unknown",
+    ),
+    pytest.param(
+        _api(lambda: _anomaly().Compressor("gzip")),
+        ValueError,
+        "unknown compressor 'gzip'; choose from png",
+        id="compressor-unknown",
+    ),
+    pytest.param(
+        _api(lambda: _anomaly().Compressor("zlib")(torch.full((2, 4), 2.5))),
+        ValueError,
+        "compressors take images with values 0/1",
+        id="compressor-floats-above-1",
+    ),
+    pytest.param(
+        _api(lambda: _anomaly().score(_small(), torch.zeros(2, 1, 8, 8), "likelihood_ratio")),
+        ValueError,
+        "needs background=",
+        id="score-likelihood-ratio-no-background",
+    ),
+    pytest.param(
+        _api(
+            lambda: _anomaly().score(
+                _small(), torch.zeros(2, 1, 8, 8), "likelihood_ratio", background="bg.pt"
+            )
+        ),
+        TypeError,
+        "background must be a VAE, got str",
+        id="score-background-not-a-vae",
+    ),
+    pytest.param(
+        _api(lambda: _anomaly().TypicalityTest(_small(), batch_size=0)),
+        ValueError,
+        "batch_size must be an integer >= 1",
+        id="typicality-batch-size-0",
     ),
     pytest.param(_fitting(lr=INF), ValueError, "lr must be a finite number", id="fit-lr-inf"),
     pytest.param(_fitting(beta=INF), ValueError, "beta must be a finite number", id="fit-beta-inf"),

@@ -77,3 +77,24 @@ def test_disentanglement_metrics_writes_a_row_per_code(tmp_path):
     assert by_code["factors"]["dci_disentanglement"] > 0.9 and by_code["noise"]["mig"] < 0.1
     assert by_code["permuted"]["mig"] == by_code["factors"]["mig"]
     assert "conv VAE 16x16" in printed
+
+
+@pytest.mark.skipif(
+    not (DATA / "FashionMNIST" / "raw").exists(), reason="needs ../shared/data/FashionMNIST"
+)
+def test_ood_benchmark_writes_a_row_per_score_and_skips_a_finished_pair(tmp_path):
+    command = [
+        "benchmarks/ood.py", "--root", str(DATA), "--train", "fashion_mnist",
+        "--epochs", "1", "--n-train", "300", "--n-val", "50", "--n-test", "50",
+        "--num-samples", "2", "--hidden", "16", "--results", str(tmp_path),
+    ]  # fmt: skip
+    first = run(*command)
+    assert "likelihood_ratio" in first and "AUROC" in first
+    rows = json.loads((tmp_path / "ood.json").read_text())["rows"]
+    assert {r["score"] for r in rows} == {
+        "log_likelihood", "elbo", "likelihood_ratio", "complexity_png", "complexity_zlib",
+        "typicality_M10",
+    }  # fmt: skip
+    assert all(r["train"] == "fashion_mnist" and r["test"] == "mnist" for r in rows)
+    assert all(0 <= r["auroc"] <= 1 and r["n_test"] == 50 and r["epochs"] == 1 for r in rows)
+    assert "finished already" in run(*command)

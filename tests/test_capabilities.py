@@ -277,8 +277,16 @@ class CapabilityBattery:
         feature = {
             "latent": caps.ANOMALY_LATENT,
             "log_likelihood": caps.LOG_LIKELIHOOD,
+            "likelihood_ratio": caps.LOG_LIKELIHOOD,
+            "complexity": caps.LOG_LIKELIHOOD,
         }.get(method, caps.EVALUATE)
-        out = self.cell(vae, feature, lambda: anomaly.score(vae, data, method, num_samples=4))
+        side_models = {  # the VAE as its own background; a compressor of 0 bits per item
+            "likelihood_ratio": {"background": vae},
+            "complexity": {"compressor": lambda x: torch.zeros(len(x))},
+        }.get(method, {})
+        out = self.cell(
+            vae, feature, lambda: anomaly.score(vae, data, method, num_samples=4, **side_models)
+        )
         if out is not None:
             assert out.shape == (N,) and torch.isfinite(out).all()
 
