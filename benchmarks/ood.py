@@ -17,9 +17,17 @@ random bit with rate ``--rate``; Ren et al. 2019) and writes one row per score t
     python benchmarks/ood.py --root ../shared/data          # 35 min on 2 busy cores
     python benchmarks/ood.py --root ../shared/data --n-train 2000 --n-test 200 --epochs 1
 
-Images are binarized (dynamic during training, one fixed draw for the test sets and the
-background's training set), the likelihood Bernoulli, the networks MLPs. A pair whose
-rows are in the results file with the same settings is not run again.
+With ``--likelihood bernoulli`` (the default) images are binarized (dynamic during
+training, one fixed draw for the test sets and the background's training set) and the
+background's noise is random bits. With ``beta_binomial`` or ``discretized_logistic``
+they are the 8-bit grey levels 0-255 (``data.load(..., values="uint8")``), the
+background's noise random grey levels and the compressors see 8-bit images, as in Ren et
+al. (2019) and Serrà et al. (2020):
+
+    python benchmarks/ood.py --root ../shared/data --likelihood beta_binomial
+
+The networks are MLPs. Rows carry the ``likelihood`` (rows without one are Bernoulli);
+a pair whose rows are in the results file with the same settings is not run again.
 """
 
 from __future__ import annotations
@@ -39,22 +47,32 @@ from pyvae import VAE, anomaly, data, fit
 
 PAIRS = {"fashion_mnist": "mnist", "mnist": "fashion_mnist"}
 SETTINGS = ("epochs", "n_train", "n_test", "num_samples", "rate", "z_dim", "hidden", "seed")
+LIKELIHOODS = ("bernoulli", "beta_binomial", "discretized_logistic")
 
 
 def build(args: argparse.Namespace) -> VAE:
     return VAE.build(
         input_shape=(1, 28, 28),
         z_dim=args.z_dim,
-        likelihood="bernoulli",
+        likelihood=args.likelihood,
         net_kwargs={"hidden": tuple(args.hidden)},
     )
 
 
+def load(args: argparse.Namespace, name: str, fixed: bool = True) -> tuple[Any, Any]:
+    """``name``'s training and test sets as the likelihood needs them: binary (one fixed
+    draw if ``fixed``, else a fresh one per epoch) for Bernoulli, else 8-bit values."""
+    if args.likelihood != "bernoulli":
+        return data.load(name, root=args.root, values="uint8")
+    binarize = "static" if fixed else "dynamic"
+    return data.load(name, root=args.root, binarize=binarize, seed=args.seed)
+
+
 def train_pair(args: argparse.Namespace, name: str) -> tuple[VAE, VAE, Any, float]:
     """The VAE on ``name``'s training images and the background VAE on their perturbed
-    static binarization; the held-out training images (static) and the seconds spent."""
-    train, _ = data.load(name, root=args.root, binarize="dynamic", seed=args.seed)
-    static, _ = data.load(name, root=args.root, binarize="static", seed=args.seed)
+    fixed version; the held-out training images (fixed) and the seconds spent."""
+    train, _ = load(args, name, fixed=False)
+    static, _ = load(args, name)
     n_train = min(args.n_train, len(train) - args.n_val)
     start = time.perf_counter()
     pyro.set_rng_seed(args.seed)
@@ -114,8 +132,8 @@ def typicality(args: argparse.Namespace, vae: VAE, held_out_nll, nll_in, nll_out
 def run_pair(args: argparse.Namespace, name: str) -> None:
     other = PAIRS[name]
     vae, background, held_out, seconds = train_pair(args, name)
-    _, x_in = data.load(name, root=args.root, binarize="static", seed=args.seed)
-    _, x_out = data.load(other, root=args.root, binarize="static", seed=args.seed)
+    _, x_in = load(args, name)
+    _, x_out = load(args, other)
     x_in, x_out = (d.subset(slice(args.n_test)) for d in (x_in, x_out))
     start = time.perf_counter()
     q_in, q_out = per_item(args, vae, background, x_in), per_item(args, vae, background, x_out)
@@ -143,10 +161,15 @@ def run_pair(args: argparse.Namespace, name: str) -> None:
         "mean_nll_out": float(q_out["nll"].mean()),
     }
     for score, row in results.items():
-        key = {"train": name, "test": other, "score": score}
+        key = {"train": name, "test": other, "score": score, "likelihood": args.likelihood}
         _results.write_row("ood", key, {**row, **common})
         print(f"  {score:20s} AUROC {row['auroc']:.3f}  AUPRC {row['auprc']:.3f}", flush=True)
     print(f"  ({seconds:.0f} s training, {scoring:.0f} s scoring)")
+
+
+def likelihood(row: dict[str, Any]) -> str:
+    """A row's likelihood; rows written before the option existed are Bernoulli."""
+    return row.get("likelihood", "bernoulli")
 
 
 def finished(args: argparse.Namespace, name: str) -> bool:
@@ -154,7 +177,8 @@ def finished(args: argparse.Namespace, name: str) -> bool:
     path = _results.RESULTS / "ood.json"
     if not path.exists():
         return False
-    rows = [r for r in json.loads(path.read_text())["rows"] if r["train"] == name]
+    rows = json.loads(path.read_text())["rows"]
+    rows = [r for r in rows if r["train"] == name and likelihood(r) == args.likelihood]
     settings = {k: getattr(args, k) for k in SETTINGS}
     return bool(rows) and all(all(r.get(k) == v for k, v in settings.items()) for r in rows)
 
@@ -163,6 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="../shared/data", help="folder with the datasets")
     parser.add_argument("--train", nargs="*", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument(
+        "--likelihood",
+        default="bernoulli",
+        choices=LIKELIHOODS,
+        help="bernoulli on binarized images, or one for 8-bit grey levels",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=30_000, help="training images used")
     parser.add_argument("--n-val", type=int, default=2_000, help="held out for typicality")
@@ -178,7 +208,7 @@ def main() -> None:
     if args.results:
         _results.RESULTS = Path(args.results)
     for name in args.train:
-        print(f"train {name}, test against {PAIRS[name]}:", flush=True)
+        print(f"train {name}, test against {PAIRS[name]} ({args.likelihood}):", flush=True)
         if finished(args, name):
             print("  finished already (rows in the results file with these settings)")
             continue

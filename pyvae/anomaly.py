@@ -199,7 +199,9 @@ def _images(data: Any) -> tuple[np.ndarray, bool]:
     if len(x) == 0:
         raise ValueError("the data to compress is empty")
     binary = bool(((x == 0) | (x == 1)).all())
-    if x.is_floating_point() and not binary:
+    # Integral floats above 1 are 8-bit values already (data.load(..., values="uint8")).
+    grey_floats = x.is_floating_point() and bool((x == x.round()).all()) and float(x.max()) > 1
+    if x.is_floating_point() and not (binary or grey_floats):
         if float(x.min()) < 0 or float(x.max()) > 1:
             raise ValueError(
                 "compressors take images with values 0/1, integers 0-255 or floats in "
@@ -223,8 +225,8 @@ class Compressor:
     """Code length of each item under a general-purpose lossless compressor, in bits: the
     L(x) of the input-complexity score (Serrà et al. 2020).
 
-    Each item is compressed on its own: 8-bit images as bytes (floats in [0, 1] are
-    rounded to 0-255 first), binary images as packed bits (one bit per value; PNG's 1-bit
+    Each item is compressed on its own: 8-bit images as bytes (integers 0-255, as integer
+    or float dtype; other floats in [0, 1] are rounded to 0-255 first), binary images as packed bits (one bit per value; PNG's 1-bit
     mode). The lengths include the compressor's fixed header, a constant that changes no
     ranking.
 

@@ -1,6 +1,7 @@
 """Smoke test of a reproduction recipe (benchmarks/likelihood_bmnist.py) end to end on a
 tiny subset of the real data, its rerun (a finished row is not redone) and
-benchmarks/tables.py on the result file, skipped without ../shared/data; and of
+benchmarks/tables.py on the result file, skipped without ../shared/data; of benchmarks/ood.py
+(Bernoulli and 8-bit beta-binomial rows side by side); and of
 benchmarks/disentanglement_metrics.py (generated sprites, no data needed)."""
 
 from __future__ import annotations
@@ -90,11 +91,19 @@ def test_ood_benchmark_writes_a_row_per_score_and_skips_a_finished_pair(tmp_path
     ]  # fmt: skip
     first = run(*command)
     assert "likelihood_ratio" in first and "AUROC" in first
+    grey = run(*command, "--likelihood", "beta_binomial")  # 8-bit images, rows beside
+    assert "(beta_binomial)" in grey and "finished already" not in grey
     rows = json.loads((tmp_path / "ood.json").read_text())["rows"]
-    assert {r["score"] for r in rows} == {
+    scores = {
         "log_likelihood", "elbo", "likelihood_ratio", "complexity_png", "complexity_zlib",
         "typicality_M10",
     }  # fmt: skip
+    for likelihood in ("bernoulli", "beta_binomial"):
+        assert {r["score"] for r in rows if r["likelihood"] == likelihood} == scores
+    assert len(rows) == 2 * len(scores)
     assert all(r["train"] == "fashion_mnist" and r["test"] == "mnist" for r in rows)
     assert all(0 <= r["auroc"] <= 1 and r["n_test"] == 50 and r["epochs"] == 1 for r in rows)
-    assert "finished already" in run(*command)
+    # Grey levels cost more nats per image than bits: the two kinds are different models.
+    nll = {r["likelihood"]: r["mean_nll_in"] for r in rows}
+    assert nll["beta_binomial"] > nll["bernoulli"]
+    assert "finished already" in run(*command, "--likelihood", "beta_binomial")
