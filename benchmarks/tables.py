@@ -126,28 +126,52 @@ def _ood_name(score: str) -> str:
     return OOD_SCORES.get(score, score)
 
 
+OOD_LIKELIHOODS = {
+    "bernoulli": "Bernoulli, binarized",
+    "beta_binomial": "beta-binomial, 8-bit",
+    "discretized_logistic": "discretized logistic, 8-bit",
+}
+
+
+def _ood_likelihood(row: dict[str, Any]) -> str:
+    return row.get("likelihood", "bernoulli")  # rows from before the option are Bernoulli
+
+
 def ood(folder: Path) -> list[str]:
     rows = _rows(folder, "ood")
     if rows is None:
         return [f"(no {folder / 'ood.json'})"]
     pairs = sorted({(r["train"], r["test"]) for r in rows})
     order = [*OOD_SCORES, *sorted({r["score"] for r in rows} - set(OOD_SCORES))]
-    by = {(r["train"], r["test"], r["score"]): r for r in rows}
+    kinds = sorted({_ood_likelihood(r) for r in rows}, key=[*OOD_LIKELIHOODS, ""].index)
+    by = {(r["train"], r["test"], r["score"], _ood_likelihood(r)): r for r in rows}
     head = " | ".join(f"train {a}, test {b}: AUROC (AUPRC)" for a, b in pairs)
-    out = [f"| score | {head} |", "|---|" + "---|" * len(pairs)]
-    for score in order:
-        cells = [by.get((a, b, score)) for a, b in pairs]
-        if not any(cells):
-            continue
-        text = [f"{c['auroc']:.3f} ({c['auprc']:.3f})" if c else "" for c in cells]
-        out.append(f"| {_ood_name(score)} | " + " | ".join(text) + " |")
-    r = rows[0]
+    out = [f"| score | likelihood | {head} |", "|---|---|" + "---|" * len(pairs)]
+    for kind in kinds:
+        for score in order:
+            cells = [by.get((a, b, score, kind)) for a, b in pairs]
+            if not any(cells):
+                continue
+            text = [f"{c['auroc']:.3f} ({c['auprc']:.3f})" if c else "" for c in cells]
+            name = OOD_LIKELIHOODS.get(kind, kind)
+            out.append(f"| {_ood_name(score)} | {name} | " + " | ".join(text) + " |")
     out.append("")
-    out.append(
-        f"{r.get('epochs')} epochs on {r.get('n_train')} training images, MLP {r.get('hidden')}, "
-        f"z_dim {r.get('z_dim')}, {r.get('num_samples')} importance samples, background "
-        f"noise rate {r.get('rate')}, {r.get('n_test')} test images per dataset; {_when(r)}."
-    )
+    for kind in kinds:
+        mine = [r for r in rows if _ood_likelihood(r) == kind]
+        r = mine[0]
+        nll = "; ".join(
+            f"trained on {a}: {x['mean_nll_in']:.1f} ({a}) against {x['mean_nll_out']:.1f} ({b})"
+            for a, b in pairs
+            for x in [next((m for m in mine if (m["train"], m["test"]) == (a, b)), None)]
+            if x is not None
+        )
+        out.append(
+            f"- {OOD_LIKELIHOODS.get(kind, kind)}: {r.get('epochs')} epochs on "
+            f"{r.get('n_train')} training images, MLP {r.get('hidden')}, z_dim {r.get('z_dim')}, "
+            f"{r.get('num_samples')} importance samples, background noise rate {r.get('rate')}, "
+            f"{r.get('n_test')} test images per dataset; mean -log p(x) in nats per image "
+            f"{nll}; {_when(r)}."
+        )
     return out
 
 

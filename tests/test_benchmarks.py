@@ -25,6 +25,18 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
+def load_tables():
+    """benchmarks/tables.py as a module."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # tables.py imports _results beside it
+    try:
+        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
+        tables = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tables)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return tables
+
+
 def run(*args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -50,14 +62,7 @@ def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     assert (tmp_path / "runs" / "normal" / "best.pt").exists()
     again = run(*command)
     assert "finished already" in again and "epoch " not in again.split("\n")[1]
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # tables.py imports _results beside it
-    try:
-        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
-        tables = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tables)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    table = "\n".join(tables.likelihood(tmp_path / "results"))
+    table = "\n".join(load_tables().likelihood(tmp_path / "results"))
     assert "| standard prior | `--model normal` | 1 |" in table
 
 
@@ -107,3 +112,6 @@ def test_ood_benchmark_writes_a_row_per_score_and_skips_a_finished_pair(tmp_path
     nll = {r["likelihood"]: r["mean_nll_in"] for r in rows}
     assert nll["beta_binomial"] > nll["bernoulli"]
     assert "finished already" in run(*command, "--likelihood", "beta_binomial")
+    table = "\n".join(load_tables().ood(tmp_path))
+    assert "| negative log-likelihood | Bernoulli, binarized |" in table
+    assert "| complexity, PNG (Serrà et al. 2020) | beta-binomial, 8-bit |" in table
