@@ -226,9 +226,9 @@ class Compressor:
     L(x) of the input-complexity score (Serrà et al. 2020).
 
     Each item is compressed on its own: 8-bit images as bytes (integers 0-255, as integer
-    or float dtype; other floats in [0, 1] are rounded to 0-255 first), binary images as packed bits (one bit per value; PNG's 1-bit
-    mode). The lengths include the compressor's fixed header, a constant that changes no
-    ranking.
+    or float dtype; other floats in [0, 1] are rounded to 0-255 first), binary images as
+    packed bits (one bit per value; PNG's 1-bit mode). The lengths include the
+    compressor's fixed header, a constant that changes no ranking.
 
     Args:
         name: one of :data:`COMPRESSORS`: ``"png"`` (Pillow), ``"zlib"``, ``"bz2"``,
