@@ -85,6 +85,9 @@ def test_png_lengths_are_pillows_and_floats_are_rounded_to_8_bits():
     png = anomaly.Compressor("png")
     assert png(grey).tolist() == expected
     assert png(grey.float() / 255).tolist() == expected
+    # 8-bit values held as floats (data.load(..., values="uint8")) are not rescaled.
+    assert png(grey.float()).tolist() == expected
+    assert png(data.ArrayDataset(grey, transform=data.Scale(1.0))).tolist() == expected
     # Simpler images are shorter: a blank image against noise.
     blank, noise = torch.zeros(1, 1, 28, 28), torch.rand(1, 1, 28, 28, generator=g)
     assert float(png(blank)) < float(png(noise)) / 5
