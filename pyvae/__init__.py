@@ -19,6 +19,7 @@ from . import (
     contracts,
     data,
     evaluate,
+    factor_vae,
     hierarchical,
     iwae,
     likelihoods,
@@ -27,6 +28,7 @@ from . import (
     posteriors,
     priors,
     semisupervised,
+    tcvae,
 )
 from ._version import __version__
 from .capabilities import CapabilityError
@@ -62,6 +64,7 @@ __all__ = [
     "CapabilityError",
     "data",
     "evaluate",
+    "factor_vae",
     "hierarchical",
     "iwae",
     "models",
@@ -71,6 +74,7 @@ __all__ = [
     "nets",
     "plots",
     "semisupervised",
+    "tcvae",
     "PRIORS",
     "LIKELIHOODS",
     "NETS",
