@@ -196,9 +196,7 @@ class BetaTCELBO(ELBO):
         for name, s in model_trace.nodes.items():
             if s["type"] == "sample" and name != self.latent:
                 observed = observed + s["log_prob_sum"]
-        out.update(
-            reconstruction_sum=observed, num_data=num_data, scale=scale, kl_weight=weight
-        )
+        out.update(reconstruction_sum=observed, num_data=num_data, scale=scale, kl_weight=weight)
         return out
 
     def _get_trace(self, model: Any, guide: Any, args: tuple, kwargs: dict):
