@@ -1,6 +1,7 @@
-"""Smoke test of a reproduction recipe (benchmarks/likelihood_bmnist.py) end to end on a
-tiny subset of the real data, its rerun (a finished row is not redone) and
-benchmarks/tables.py on the result file; skipped without ../shared/data."""
+"""Smoke tests of the reproduction recipes (benchmarks/likelihood_bmnist.py on a tiny
+subset of the real data, benchmarks/disentanglement_sprites.py on tiny sprites) end to
+end, their reruns (a finished row is not redone) and benchmarks/tables.py on the result
+files; skipped without ../shared/data."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def run(*args: str) -> str:
     return done.stdout
 
 
+def load_tables():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # tables.py imports _results beside it
+    try:
+        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
+        tables = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tables)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return tables
+
+
 def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     command = [
         "benchmarks/likelihood_bmnist.py",
@@ -47,12 +59,30 @@ def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     assert (tmp_path / "runs" / "normal" / "best.pt").exists()
     again = run(*command)
     assert "finished already" in again and "epoch " not in again.split("\n")[1]
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # tables.py imports _results beside it
-    try:
-        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
-        tables = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tables)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    table = "\n".join(tables.likelihood(tmp_path / "results"))
+    table = "\n".join(load_tables().likelihood(tmp_path / "results"))
     assert "| standard prior | `--model normal` | 1 |" in table
+
+
+def test_disentanglement_recipe_runs_resumes_and_tabulates(tmp_path):
+    pytest.importorskip("pyvae.disentanglement")
+    command = [
+        "benchmarks/disentanglement_sprites.py",
+        "--models", "vae", "factor_vae", "--seeds", "0", "--epochs", "1",
+        "--n-train", "256", "--n-test", "200", "--size", "16", "--device", "cpu",
+        "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+    ]  # fmt: skip
+    first = run(*command)
+    assert "2/2 rows" in first and "factor_vae seed 0: test ELBO" in first
+    rows = json.loads((tmp_path / "results" / "disentanglement.json").read_text())["rows"]
+    assert [(r["model"], r["seed"], r["epochs"]) for r in rows] == [
+        ("factor_vae", 0, 1),
+        ("vae", 0, 1),
+    ]
+    assert rows[0]["gamma"] == 6.4 and rows[1]["beta"] == 1.0
+    for key in ("mig", "dci_disentanglement", "sap", "test_elbo", "train_seconds"):
+        assert all(isinstance(r[key], float) for r in rows), key
+    assert (tmp_path / "runs" / "factor_vae-seed0" / "checkpoint.pt").exists()
+    again = run(*command)
+    assert again.count("finished already") == 2 and "rows," not in again
+    table = "\n".join(load_tables().disentanglement(tmp_path / "results"))
+    assert "| FactorVAE (γ = 6.4) | 1 |" in table and "| VAE | 1 |" in table
