@@ -26,7 +26,8 @@ z_dim 10, standard normal prior, Bernoulli likelihood), Adam with learning rate 
 batch 128 (the papers: convolutional networks, batch 64 to 2048, many more steps), so the
 absolute scores are below the papers'; the comparison between objectives is the point.
 
-Resumable: each row trains in ``--out/<model>-seed<s>/`` (default under
+Every row is trained first, then every row is scored. Resumable: each row trains in
+``--out/<model>-seed<s>/`` (default under
 ``~/.cache/pyvae/benchmark-runs/disentanglement_sprites/``), checkpointed every epoch
 (FactorVAE's discriminator too); the same command continues an interrupted run, and a
 finished row is printed, not redone.
@@ -143,7 +144,7 @@ def main() -> None:
     add_common_flags(parser, "disentanglement_sprites")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--n-train", type=int, default=10000)
@@ -154,34 +155,56 @@ def main() -> None:
     train, test = data.load(
         "sprites", n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed
     )
-    rows = [(m, s) for m in args.models for s in args.seeds]
+    rows = [(m, s) for s in args.seeds for m in args.models]  # every model of a seed first
     print(
         f"{len(rows)} rows: {len(train)} training, {len(test)} test sprites of {args.size}x"
         f"{args.size}; {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}; device "
         f"{args.device}; folders under {args.out}",
         flush=True,
     )
-    started, done_here = time.perf_counter(), 0
     keep = ("out", "results", "root", "models", "seeds")
-    for i, (model, seed) in enumerate(rows):
-        settings = {k: v for k, v in vars(args).items() if k not in keep}
-        folder = RowFolder(args.out, f"{model}-seed{seed}", {**settings, "model": model})
+    settings = {k: v for k, v in vars(args).items() if k not in keep}
+    folders = {
+        (m, s): RowFolder(args.out, f"{m}-seed{s}", {**settings, "model": m}) for m, s in rows
+    }
+    try:
+        train_all(args, folders, train)
+        score_all(args, folders, test)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def train_all(args, folders: dict, train) -> None:
+    """Train every row not trained yet (the first pass), with the time left."""
+    todo = [key for key, folder in folders.items() if folder.read("trained.json") is None]
+    started = time.perf_counter()
+    for i, (model, seed) in enumerate(todo):
+        trained = train_row(args, folders[model, seed], model, seed, train)
+        per_row = (time.perf_counter() - started) / (i + 1)
+        print(
+            f"  trained {model} seed {seed}: {trained['epochs']} epochs in "
+            f"{minutes(trained['train_seconds'])}; {i + 1}/{len(todo)} to train, "
+            f"{minutes(per_row * (len(todo) - i - 1))} of training left",
+            flush=True,
+        )
+
+
+def score_all(args, folders: dict, test) -> None:
+    """Score every trained row not scored yet (the second pass); write its row."""
+    started, scored = time.perf_counter(), 0
+    for i, ((model, seed), folder) in enumerate(folders.items()):
         row = folder.read("done.json")
         if row is not None:
             print(f"{report(model, seed, row)}: finished already", flush=True)
             continue
-        try:
-            trained = train_row(args, folder, model, seed, train)
-            row = evaluate_row(args, folder, model, seed, trained, test)
-        except KeyboardInterrupt:
-            raise SystemExit(130) from None
+        row = evaluate_row(args, folder, model, seed, folder.read("trained.json"), test)
         folder.write("done.json", row)
         path = write_row("disentanglement", {"model": model, "seed": seed}, row, args.device)
-        done_here += 1
-        per_row = (time.perf_counter() - started) / done_here
-        left = minutes(per_row * (len(rows) - i - 1))
-        print(f"{report(model, seed, row)}; {i + 1}/{len(rows)} rows, {left} left", flush=True)
-    print(f"results in {path if done_here else 'the results file (nothing new)'}")
+        scored += 1
+        per_row = (time.perf_counter() - started) / scored
+        left = minutes(per_row * (len(folders) - i - 1))
+        print(f"{report(model, seed, row)}; {i + 1}/{len(folders)} rows, {left} left", flush=True)
+        print(f"  wrote {path}", flush=True)
 
 
 if __name__ == "__main__":
