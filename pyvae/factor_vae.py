@@ -86,6 +86,7 @@ class FactorVAELoss(ELBO):
     ``loss_and_grads`` also steps it. fit's KL weight (``beta=``, warm-up) multiplies the
     KL and the TC term alike. Attributes: ``discriminator``, ``optimizer``, and
     ``last`` (the last step's ``tc`` estimate, per item, and ``discriminator_loss``).
+    Not for ``fit(distributed=True)``, which differentiates the loss alone.
     """
 
     instead = "use a plain pyvae.VAE, or fit(..., beta=...) for a beta-VAE"
@@ -137,15 +138,12 @@ class FactorVAELoss(ELBO):
         warn_if_nan(loss, "loss")
         return loss, z, tc
 
-    def differentiable_loss(self, model: Any, guide: Any, *args: Any, **kwargs: Any):
-        """The loss (nats, scaled to ``num_data`` items), differentiable in the VAE's
-        parameters (the discriminator held fixed)."""
-        return self._loss_and_z(model, guide, args, kwargs)[0]
-
+    # No differentiable_loss: the discriminator's step belongs to loss_and_grads, so a
+    # caller that only differentiates the loss (distributed training) is refused.
     def loss(self, model: Any, guide: Any, *args: Any, **kwargs: Any) -> float:
         """The loss as a float; the discriminator is not trained."""
         with torch.no_grad():
-            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
+            return torch_item(self._loss_and_z(model, guide, args, kwargs)[0])
 
     def loss_and_grads(self, model: Any, guide: Any, *args: Any, **kwargs: Any) -> float:
         """The loss, its gradients in the VAE's parameters, and one discriminator step."""

@@ -155,6 +155,10 @@ class BetaTCELBO(ELBO):
     size). fit's KL weight (``beta=``, warm-up) multiplies all three terms. The guide must
     have one latent site whose posterior factorises over dimensions in the data plate; a
     VAE's class must support ``"tc_decomposition"``. One draw of z per item.
+
+    With ``"mws"`` and weights other than 1 the loss holds a constant, N/B x B x (α + β
+    (D - 1) - γ D) log N, from the estimator's offsets (so does ``fit``'s
+    ``train_elbo``); it has no gradient. The ELBO of a trained model is ``vae.elbo``.
     """
 
     instead = "use a plain pyvae.VAE, or fit(..., beta=...) for a beta-VAE"

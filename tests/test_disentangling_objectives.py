@@ -18,7 +18,7 @@ from pyvae import fit
 from pyvae.factor_vae import Discriminator, FactorVAELoss, permute_dims
 from pyvae.objectives import DirectELBO
 from pyvae.tcvae import BetaTCELBO, kl_decomposition, pairwise_log_prob
-from pyvae.train.steps import TorchStep, make_step
+from pyvae.train.steps import Objective, TorchStep, make_step
 from pyvae.train.strategy import Local
 
 N = 64
@@ -195,3 +195,15 @@ def test_each_factor_vae_loss_owns_its_discriminator():
     )
     assert isinstance(a.discriminator, Discriminator)
     assert len(list(Discriminator(10).parameters())) == 10  # 5 linear layers
+
+
+def test_distributed_training_refuses_factor_vae_and_differentiates_beta_tcvae(x):
+    """DDP differentiates the objective as a module (steps.Objective.forward): FactorVAE,
+    whose discriminator steps inside loss_and_grads, is refused; β-TCVAE is its loss."""
+    vae = small_vae()
+    with pytest.raises(ValueError, match="FactorVAELoss has none"):
+        Objective(vae, FactorVAELoss(3))(x[:8], num_data=N, kl_weight=1.0)
+    pyro.set_rng_seed(5)
+    loss = Objective(vae, BetaTCELBO())(x[:8], num_data=N, kl_weight=1.0)
+    pyro.set_rng_seed(5)
+    assert loss.item() == pytest.approx(BetaTCELBO().loss(vae.model, vae.guide, x[:8], num_data=N))
