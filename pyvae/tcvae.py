@@ -156,9 +156,9 @@ class BetaTCELBO(ELBO):
     have one latent site whose posterior factorises over dimensions in the data plate; a
     VAE's class must support ``"tc_decomposition"``. One draw of z per item.
 
-    With ``"mws"`` and weights other than 1 the loss holds a constant, N/B x B x (α + β
-    (D - 1) - γ D) log N, from the estimator's offsets (so does ``fit``'s
-    ``train_elbo``); it has no gradient. The ELBO of a trained model is ``vae.elbo``.
+    With ``"mws"`` and weights other than 1 the loss holds a constant from the
+    estimator's offsets, N (α + β (D - 1) - γ D) log N (so does ``fit``'s ``train_elbo``);
+    it has no gradient. The ELBO of a trained model is ``vae.elbo``.
     """
 
     instead = "use a plain pyvae.VAE, or fit(..., beta=...) for a beta-VAE"
