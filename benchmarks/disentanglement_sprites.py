@@ -3,8 +3,9 @@
 Each row trains one model with one seed on 64x64 sprites (five known generating factors:
 shape, scale, orientation, x, y) and scores it with every metric of
 :mod:`pyvae.disentanglement` (``scores``: MIG, DCI disentanglement / completeness /
-informativeness, SAP, the FactorVAE and β-VAE metrics) on the held-out sprites, with the
-test ELBO (nats per image) and the training time. Rows go to
+informativeness and SAP of the held-out sprites' posterior means; the FactorVAE and
+β-VAE metrics on sprites drawn with chosen factors, ``sprites_sampler``), with the test
+ELBO (nats per image) and the training time. Rows go to
 ``benchmarks/results/disentanglement.json`` (key: model, seed).
 
     python benchmarks/disentanglement_sprites.py            # 12 rows, about 35 min on 2 cores
@@ -45,7 +46,7 @@ from _recipe import RowFolder, add_common_flags, fit_summary, minutes, setup
 from _results import write_row
 
 import pyvae
-from pyvae import VAE, data, fit
+from pyvae import VAE, data, disentanglement, fit
 from pyvae.factor_vae import FactorVAELoss
 from pyvae.tcvae import BetaTCELBO
 
@@ -105,15 +106,15 @@ def train_row(args, folder: RowFolder, model: str, seed: int, train) -> dict:
 
 def evaluate_row(args, folder: RowFolder, model: str, seed: int, trained: dict, test) -> dict:
     """The row: every disentanglement score, the test ELBO, the epochs and the time."""
-    from pyvae import disentanglement
-
     vae = pyvae.load(folder.path / "final.pt").to(args.device)
     vae.eval()
     start = time.perf_counter()
     pyro.set_rng_seed(seed)
     test_elbo = float(vae.elbo(test, num_samples=10))
     pyro.set_rng_seed(seed)
-    metrics = {k: float(v) for k, v in disentanglement.scores(vae, test).items()}
+    sampler = disentanglement.sprites_sampler(args.size)  # for the interventional scores
+    metrics = disentanglement.scores(vae, test, sampler, num_items=len(test), seed=seed)
+    metrics = {k: float(v) for k, v in metrics.items()}
     return {
         **MODELS[model],
         **metrics,

@@ -34,6 +34,9 @@ name                       the VAE supports ...
 ``plots.traversal``        :func:`pyvae.plots.traversal`
 ``plots.interpolation``    :func:`pyvae.plots.interpolation`
 ``plots.latent_space``     :func:`pyvae.plots.latent_space`
+``disentanglement``        :func:`pyvae.disentanglement.scores`: the disentanglement metrics
+                           of the posterior means ``encode(x).mean``, exact, of a code ``z``
+                           that the decoder reads alone
 =========================  =================================================================
 
 The features in :data:`MODEL_DEPENDENT` rely on the class's own ``model`` and ``guide``
@@ -64,6 +67,7 @@ __all__ = [
     "PLOTS_TRAVERSAL",
     "PLOTS_INTERPOLATION",
     "PLOTS_LATENT_SPACE",
+    "DISENTANGLEMENT",
     "PLOTS",
     "FEATURES",
     "MODEL_DEPENDENT",
@@ -93,6 +97,7 @@ PLOTS_RECONSTRUCTIONS = "plots.reconstructions"
 PLOTS_TRAVERSAL = "plots.traversal"
 PLOTS_INTERPOLATION = "plots.interpolation"
 PLOTS_LATENT_SPACE = "plots.latent_space"
+DISENTANGLEMENT = "disentanglement"
 
 #: The plots, all of them.
 PLOTS = frozenset(
@@ -124,6 +129,7 @@ DESCRIPTIONS: dict[str, str] = {
     PLOTS_TRAVERSAL: "pyvae.plots.traversal",
     PLOTS_INTERPOLATION: "pyvae.plots.interpolation",
     PLOTS_LATENT_SPACE: "pyvae.plots.latent_space",
+    DISENTANGLEMENT: "the disentanglement metrics of the posterior means (pyvae.disentanglement)",
 }
 
 #: Every feature name.

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .checks import check_int
+from .checks import check_finite, check_int
 
 __all__ = [
     "ArrayDataset",
@@ -45,6 +45,8 @@ __all__ = [
     "load",
     "label_like_columns",
     "make_sprites",
+    "sample_sprite_factors",
+    "render_sprites",
     "read_idx",
     "DATASETS",
     "TORCHVISION_DATASETS",
@@ -430,15 +432,41 @@ def make_sprites(n: int, size: int = 64, seed: int = 0) -> tuple[torch.Tensor, t
     scale, orientation and position. Returns ``images`` (uint8 in {0, 1}, shape
     ``(n, 1, size, size)``) and ``factors`` (float32, shape ``(n, 5)``; columns
     :data:`SPRITE_FACTORS`: shape index, scale in [0.5, 1], orientation in radians
-    [0, 2 pi), x and y position in [0, 1]).
+    [0, 2 pi), x and y position in [0, 1]). The images are :func:`render_sprites` of the
+    factors.
     """
     if n < 0 or size < 8:
         raise ValueError(f"need n >= 0 and size >= 8, got n={n}, size={size}")
-    g = torch.Generator().manual_seed(seed)
-    shape = torch.randint(len(SPRITE_SHAPES), (n,), generator=g)
-    scale = 0.5 + 0.5 * torch.rand(n, generator=g)
-    angle = 2 * math.pi * torch.rand(n, generator=g)
-    pos = torch.rand(n, 2, generator=g)
+    factors = sample_sprite_factors(n, torch.Generator().manual_seed(seed))
+    return render_sprites(factors, size), factors
+
+
+def sample_sprite_factors(n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` draws of the sprites' generating factors (float32, shape ``(n, 5)``, columns
+    :data:`SPRITE_FACTORS`), independent: shape uniform over :data:`SPRITE_SHAPES`, scale
+    uniform in [0.5, 1], orientation uniform in [0, 2 pi), x and y uniform in [0, 1]."""
+    shape = torch.randint(len(SPRITE_SHAPES), (n,), generator=generator)
+    scale = 0.5 + 0.5 * torch.rand(n, generator=generator)
+    angle = 2 * math.pi * torch.rand(n, generator=generator)
+    pos = torch.rand(n, 2, generator=generator)
+    return torch.stack([shape.float(), scale, angle, pos[:, 0], pos[:, 1]], dim=1)
+
+
+def render_sprites(factors: Any, size: int = 64) -> torch.Tensor:
+    """The sprites of given generating ``factors`` (shape ``(n, 5)``, columns
+    :data:`SPRITE_FACTORS`, in the ranges of :func:`make_sprites`): uint8 images in
+    {0, 1} of shape ``(n, 1, size, size)``, one white shape per image."""
+    factors = torch.as_tensor(factors, dtype=torch.float32)
+    if factors.dim() != 2 or factors.shape[1] != len(SPRITE_FACTORS) or size < 8:
+        raise ValueError(
+            f"need factors of shape (n, {len(SPRITE_FACTORS)}) (columns {SPRITE_FACTORS}) "
+            f"and size >= 8, got shape {tuple(factors.shape)}, size={size}"
+        )
+    check_finite(factors, "the sprites' factors")
+    shape, scale, angle, pos = factors[:, 0].long(), factors[:, 1], factors[:, 2], factors[:, 3:]
+    if bool(((shape < 0) | (shape >= len(SPRITE_SHAPES)) | (shape != factors[:, 0])).any()):
+        raise ValueError(f"the shape column must hold 0, 1 or 2 ({', '.join(SPRITE_SHAPES)})")
+    n = len(factors)
     images = torch.empty(n, 1, size, size, dtype=torch.uint8)
     grid = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres in (0, 1)
     for start in range(0, n, 2048):  # chunks bound the memory used
@@ -457,8 +485,7 @@ def make_sprites(n: int, size: int = 64, seed: int = 0) -> tuple[torch.Tensor, t
         which = shape[sl].view(-1, 1, 1)
         mask = torch.where(which == 0, square, torch.where(which == 1, ellipse, heart))
         images[sl, 0] = mask.to(torch.uint8)
-    factors = torch.stack([shape.float(), scale, angle, pos[:, 0], pos[:, 1]], dim=1)
-    return images, factors
+    return images
 
 
 def _load_sprites(

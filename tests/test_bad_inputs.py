@@ -895,6 +895,42 @@ def _part(module: str, name: str, *args: Any, **kwargs: Any) -> Make:
     return _api(lambda: getattr(getattr(pyvae, module), name)(*args, **kwargs))
 
 
+def _metric(name: str, *args: Any, **kwargs: Any) -> Make:
+    """A case: ``pyvae.disentanglement.<name>(*args, **kwargs)``."""
+    from pyvae import disentanglement
+
+    return _api(lambda: getattr(disentanglement, name)(*args, **kwargs))
+
+
+def _codes(n: int = 40, columns: int = 3) -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(n, columns))
+
+
+def _with_nan() -> np.ndarray:
+    z = _codes()
+    z[3, 1] = np.nan
+    return z
+
+
+def _sprites_sampler() -> Any:
+    from pyvae import disentanglement
+
+    return disentanglement.sprites_sampler(16)
+
+
+def _scores_without_factors(folder: Path) -> Callable[[], Any]:
+    from pyvae import disentanglement
+
+    vae = _small()
+    return lambda: disentanglement.scores(vae, torch.zeros(40, 1, 8, 8))
+
+
+def _render(factors: Any) -> Make:
+    from pyvae import data
+
+    return _api(lambda: data.render_sprites(factors, 16))
+
+
 API = [
     pytest.param(
         _part(L, "Gaussian", scale=INF),
@@ -1074,6 +1110,97 @@ API = [
         ValueError,
         ("VAE.elbo: a part gave a distribution invalid values", "encoder's scale"),
         id="elbo-negative-scale",
+    ),
+    # ---- disentanglement metrics: codes and factors checked before any estimate
+    pytest.param(
+        _metric("mig", _codes(40), _codes(39)),
+        ValueError,
+        ("one row per item", "40 rows of latents and 39 of factors"),
+        id="mig-rows-differ",
+    ),
+    pytest.param(
+        _metric("dci", _with_nan(), _codes()),
+        ValueError,
+        "latents has 1 NaN or infinite values",
+        id="dci-nan-latents",
+    ),
+    pytest.param(
+        _metric("sap", _codes(5), _codes(5)),
+        ValueError,
+        "need at least 20 items",
+        id="sap-too-few-items",
+    ),
+    pytest.param(
+        _metric("mig", _codes()[:, 0], _codes()),
+        ValueError,
+        ("latents must have shape (N, columns)", "x[:, None]"),
+        id="mig-1d-latents",
+    ),
+    pytest.param(
+        _metric("mig", _codes(columns=1), _codes()),
+        ValueError,
+        "need at least 2 latent dimensions",
+        id="mig-one-latent",
+    ),
+    pytest.param(
+        _metric("mig", _codes(), np.c_[_codes(), np.ones(40)]),
+        ValueError,
+        ("factor column(s) [3] are constant", "drop those columns"),
+        id="mig-constant-factor",
+    ),
+    pytest.param(
+        _metric("dci", _codes(), _codes(), model="forest"),
+        ValueError,
+        "model must be 'gbt' or 'lasso'",
+        id="dci-model-unknown",
+    ),
+    pytest.param(
+        _metric("dci", _codes(), _codes(columns=1)),
+        ValueError,
+        "and 2 factor(s)",
+        id="dci-one-factor",
+    ),
+    pytest.param(
+        _metric("dci", _codes(), _codes(), test_fraction=1.0),
+        ValueError,
+        "test_fraction must be < 1",
+        id="dci-test-fraction-1",
+    ),
+    pytest.param(
+        _metric("sap", _codes(), _codes(), discrete=(5,)),
+        ValueError,
+        "discrete names columns [5], but factors has 3 columns",
+        id="sap-discrete-column-missing",
+    ),
+    pytest.param(
+        _metric("factor_vae_score", _codes()),
+        TypeError,
+        "sampler must have sample_factors(n, generator) and render(factors)",
+        id="factor-vae-not-a-sampler",
+    ),
+    pytest.param(
+        _metric("beta_vae_score", _sprites_sampler(), batch_size=1),
+        ValueError,
+        "batch_size must be an integer >= 2",
+        id="beta-vae-batch-1",
+    ),
+    pytest.param(
+        _scores_without_factors,
+        ValueError,
+        "data must be a FactorSampler (e.g. sprites_sampler()) or data whose targets",
+        id="scores-no-factors",
+    ),
+    pytest.param(
+        _render(torch.zeros(4, 3)),
+        ValueError,
+        "need factors of shape (n, 5)",
+        id="render-sprites-columns",
+    ),
+    pytest.param(
+        _render(torch.tensor([[3.0, 0.5, 0.0, 0.5, 0.5]])),
+        ValueError,
+        "the shape column must hold 0, 1 or 2",
+        id="render-sprites-shape-3",
     ),
 ]
 

@@ -26,6 +26,7 @@ from pyvae import (
     SemiSupervisedVAE,
     anomaly,
     compress,
+    disentanglement,
     evaluate,
     fit,
     load,
@@ -367,6 +368,19 @@ class CapabilityBattery:
             rows = compress.rate_distortion(vae, data, bits=(2,))
             assert len(rows) == 2 and all(math.isfinite(r["mse"]) for r in rows)
 
+    def test_disentanglement_scores(self, vae, data):
+        pytest.importorskip("sklearn")
+        factors = torch.rand(N, 2, generator=torch.Generator().manual_seed(4))
+        out = self.cell(
+            vae,
+            caps.DISENTANGLEMENT,
+            lambda: disentanglement.scores(vae, (data.data, factors), num_items=N),
+        )
+        if out is not None:
+            assert tuple(out) == disentanglement.SCORE_KEYS[:5]
+            assert all(0 <= v <= 1 for v in out.values())
+            assert out["mig"] == disentanglement.mig(vae.encode(data).mean, factors)
+
     def test_lossless_round_trip(self, vae, data, labels):
         pytest.importorskip("constriction")
         items = data.subset(slice(0, 3))
@@ -539,7 +553,7 @@ class TestIAFVAE(CapabilityBattery):
 
 class TestLowRankVAE(CapabilityBattery):
     vae_class = LowRankVAE
-    expected = TestIAFVAE.expected
+    expected = TestIAFVAE.expected | {caps.DISENTANGLEMENT}
 
     def build(self):
         return LowRankVAE.build(SHAPE, z_dim=2, rank=1, **NET)

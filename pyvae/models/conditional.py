@@ -26,6 +26,7 @@ from ..capabilities import (
     CHECKPOINT,
     CLOSED_FORM_KL,
     CUDA_GRAPH,
+    DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
     FAST_PATH,
@@ -95,6 +96,7 @@ class ConditionalVAE(VAE):
         FAST_PATH: "its model and guide take the context c, which DirectELBO does not",
         CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
         LATENT_CODES: "the codes do not carry the context c that decoding them needs",
+        DISENTANGLEMENT: "its codes are read with the context c, which the metrics do not see",
     }
 
     def __init__(

@@ -34,6 +34,7 @@ from ..capabilities import (
     CHECKPOINT,
     CLOSED_FORM_KL,
     CUDA_GRAPH,
+    DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
     FAST_PATH,
@@ -78,6 +79,7 @@ class HierarchicalVAE(VAE):
         LOSSLESS: "its prior over z1 is p(z1|z2), but the coder's buckets are those of N(0, I)",
         CLOSED_FORM_KL: "its KL term is over two layers, p(z1|z2) p(z2)",
         ANOMALY_LATENT: "its prior is over z2, not over the code z1 that encode gives",
+        DISENTANGLEMENT: "its code has two layers, z1 and z2, and encode gives z1 alone",
     }
 
     def __init__(

@@ -42,6 +42,7 @@ from ..capabilities import (
     CHECKPOINT,
     CLOSED_FORM_KL,
     CUDA_GRAPH,
+    DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
     FAST_PATH,
@@ -191,6 +192,8 @@ class PosteriorVAE(VAE):
         CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
         LOSSLESS: "its q(z|x) is not a diagonal normal, which the coder's buckets need",
         CLOSED_FORM_KL: "its q(z|x) is not a diagonal normal",
+        DISENTANGLEMENT: "its E[z|x] is a Monte Carlo estimate (an IAF has no closed-form "
+        "mean), and the metrics need the exact posterior means",
     }
 
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
@@ -329,7 +332,7 @@ class LowRankVAE(PosteriorVAE):
     decodes its mean.
     """
 
-    capabilities = PosteriorVAE.capabilities
+    capabilities = PosteriorVAE.capabilities | {DISENTANGLEMENT}  # its mean is exact
     unsupported = {
         **PosteriorVAE.unsupported,
         LOSSLESS: "its q(z|x) has a full covariance, but the coder's buckets code each "

@@ -43,6 +43,7 @@ from ..capabilities import (
     CHECKPOINT,
     CLOSED_FORM_KL,
     CUDA_GRAPH,
+    DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
     FAST_PATH,
@@ -103,6 +104,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         "the label",
         CLOSED_FORM_KL: "its q(z|x) is a mixture over the classes",
         ANOMALY_LATENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
+        DISENTANGLEMENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
         EVALUATE: "its sites lie in two plates, of the labelled and of the unlabelled items",
     }
 
