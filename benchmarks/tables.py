@@ -146,7 +146,7 @@ def disentanglement(folder: Path) -> list[str]:
         "| model | seeds | "
         + " | ".join(DISENTANGLEMENT_METRICS[m] for m in metrics)
         + " | test ELBO (nats) | epochs | min per run | machine |",
-        "|---" * (len(metrics) + 7) + "|",
+        "|---" * (len(metrics) + 6) + "|",
     ]
     models = [m for m in DISENTANGLEMENT_ROWS if any(r["model"] == m for r in rows)]
     for model in models + sorted({r["model"] for r in rows} - set(DISENTANGLEMENT_ROWS)):
