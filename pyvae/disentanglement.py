@@ -40,7 +40,6 @@ Every estimator is deterministic given ``seed``; scikit-learn (``pip install
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -283,6 +282,15 @@ def _one_minus_entropy(p: np.ndarray, axis: int) -> np.ndarray:
     return 1.0 + (q * logs).sum(axis=axis)
 
 
+def _l1_penalty() -> dict[str, Any]:
+    """LogisticRegression's L1 penalty in the words of the installed scikit-learn: 1.8
+    deprecated ``penalty="l1"`` for ``l1_ratio=1``, which older versions ignore."""
+    import sklearn
+
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    return {"l1_ratio": 1.0} if (major, minor) >= (1, 8) else {"penalty": "l1"}
+
+
 def _fit_predictor(
     z_train: np.ndarray, y_train: np.ndarray, is_discrete: bool, model: str, seed: int
 ) -> tuple[Any, np.ndarray]:
@@ -299,15 +307,13 @@ def _fit_predictor(
         predictor = cls(random_state=seed).fit(z_train, y_train)
         return predictor, predictor.feature_importances_
     if is_discrete:
-        with warnings.catch_warnings():  # scikit-learn 1.8 deprecates penalty, older need it
-            warnings.simplefilter("ignore", FutureWarning)
-            predictor = linear_model.LogisticRegression(
-                penalty="elasticnet", l1_ratio=1.0, solver="saga", max_iter=2000, random_state=seed
-            ).fit(z_train, y_train)
+        predictor = linear_model.LogisticRegression(
+            **_l1_penalty(), solver="saga", max_iter=2000, random_state=seed
+        ).fit(z_train, y_train)
     else:
         predictor = linear_model.Lasso(alpha=0.01, random_state=seed).fit(z_train, y_train)
-    coef = np.abs(np.atleast_2d(predictor.coef_))
-    return predictor, coef.sum(0)
+    coef = np.abs(np.atleast_2d(predictor.coef_)).sum(0)
+    return predictor, coef / coef.sum() if coef.sum() > 0 else coef  # as the trees': sum 1
 
 
 def dci(
@@ -332,8 +338,9 @@ def dci(
     default settings (100 trees of depth 3, learning rate 0.1), importances their
     ``feature_importances_``; ``"lasso"``: on standardised latents, Lasso(alpha=0.01) on
     the standardised factor or L1 LogisticRegression(C=1), importances ``|coef|`` (summed
-    over classes). The predictors fit a random ``1 - test_fraction`` of the items and are
-    scored on the rest: accuracy (discrete) or R² clipped at 0 (continuous)."""
+    over classes) divided by their sum, as the trees' are. The predictors fit a random
+    ``1 - test_fraction`` of the items and are scored on the rest: accuracy (discrete) or
+    R² clipped at 0 (continuous)."""
     if model not in ("gbt", "lasso"):
         raise ValueError(f"model must be 'gbt' or 'lasso', got {model!r}")
     z, v = _pair(latents, factors, min_factors=2)
@@ -468,10 +475,16 @@ def _check_sampler(sampler: Any) -> int:
 def _codes(sampler: Any, represent: Callable | None, factors: torch.Tensor) -> torch.Tensor:
     """The codes ``(n, z_dim)`` of the items rendered from ``factors``, in chunks."""
     out = []
-    for chunk in torch.split(factors, 4096):
+    for chunk in torch.split(torch.as_tensor(factors), 4096):
         items = sampler.render(chunk)
         z = represent(items) if represent is not None else items
-        out.append(torch.as_tensor(z).detach().cpu().double().reshape(len(chunk), -1))
+        if not isinstance(z, torch.Tensor | np.ndarray) or len(z) != len(chunk) or z.ndim != 2:
+            raise ValueError(
+                f"represent must map {len(chunk)} items to codes of shape ({len(chunk)}, z_dim) "
+                f"(e.g. lambda x: vae.encode(x).mean), got {type(z).__name__} "
+                f"{tuple(getattr(z, 'shape', ()))}"
+            )
+        out.append(torch.as_tensor(z).detach().cpu().double())
     return torch.cat(out)
 
 
@@ -613,9 +626,9 @@ def scores(
     sampler), whose codes also normalise the FactorVAE score. The FactorVAE and β-VAE
     scores use the sampler (``data`` or ``sampler``): ``num_train`` and ``num_eval`` votes
     of ``batch_size`` items, and as many points of ``batch_size // 2`` pairs. Without a
-    sampler those two keys are left out. The defaults render and encode 11600 items:
-    about 22 s for an untrained 64x64 convolutional VAE of z_dim 10 on the 2-core Xeon CPU
-    (``benchmarks/disentanglement_metrics.py``)."""
+    sampler those two keys are left out. The defaults render and encode 11600 items: for
+    an untrained 64x64 convolutional VAE of z_dim 10, 10 s of CPU time on the 2-core Xeon
+    CPU (``benchmarks/disentanglement_metrics.py``)."""
     vae.require(
         DISENTANGLEMENT,
         instead="encode the data yourself and pass codes to mig, dci, sap, factor_vae_score",

@@ -1185,6 +1185,12 @@ API = [
         id="beta-vae-batch-1",
     ),
     pytest.param(
+        _metric("factor_vae_score", _sprites_sampler(), lambda x: x, batch_size=4),
+        ValueError,
+        ("represent must map", "to codes of shape", "vae.encode(x).mean"),
+        id="factor-vae-represent-not-codes",
+    ),
+    pytest.param(
         _scores_without_factors,
         ValueError,
         "data must be a FactorSampler (e.g. sprites_sampler()) or data whose targets",

@@ -80,7 +80,7 @@ def test_disentanglement_metrics_writes_a_row_per_code(tmp_path):
         "factors", "permuted", "collapsed", "duplicated", "rotated", "noise",
         "conv VAE 16x16, scores()",
     }  # fmt: skip
-    assert by_code["factors"]["dci_disentanglement"] > 0.9 > by_code["noise"]["mig"] + 0.8
+    assert by_code["factors"]["dci_disentanglement"] > 0.9 and by_code["noise"]["mig"] < 0.1
     assert by_code["permuted"]["mig"] == by_code["factors"]["mig"]
     assert "conv VAE 16x16" in printed
 
