@@ -8,7 +8,7 @@ informativeness and SAP of the held-out sprites' posterior means; the FactorVAE 
 ELBO (nats per image) and the training time. Rows go to
 ``benchmarks/results/disentanglement.json`` (key: model, seed).
 
-    python benchmarks/disentanglement_sprites.py            # 12 rows, about 35 min on 2 cores
+    python benchmarks/disentanglement_sprites.py            # 12 rows, 26 min on 2 shared cores
     python benchmarks/disentanglement_sprites.py --models vae factor_vae --seeds 0 \\
         --epochs 1 --n-train 256 --n-test 128 --out /tmp/runs --results /tmp/results
 
@@ -24,8 +24,9 @@ The models, after the papers' sprites settings (what differs is said):
 
 All share the network of ``benchmarks/beta_sprites.py`` (MLPs with 256-128 hidden units,
 z_dim 10, standard normal prior, Bernoulli likelihood), Adam with learning rate 1e-3 and
-batch 128 (the papers: convolutional networks, batch 64 to 2048, many more steps), so the
-absolute scores are below the papers'; the comparison between objectives is the point.
+batch 128, 15 epochs, one torch thread (the papers: convolutional networks, batch 64 to
+2048, many more steps), so the absolute scores are below the papers'; the comparison
+between objectives is the point.
 
 Every row is trained first, then every row is scored. Resumable: each row trains in
 ``--out/<model>-seed<s>/`` (default under
