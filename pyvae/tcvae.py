@@ -42,7 +42,15 @@ from pyro.util import warn_if_nan
 from .capabilities import TC_DECOMPOSITION
 from .checks import check_number
 
-__all__ = ["ESTIMATORS", "BetaTCELBO", "kl_decomposition", "pairwise_log_prob", "latent_site"]
+__all__ = [
+    "ESTIMATORS",
+    "BetaTCELBO",
+    "kl_decomposition",
+    "pairwise_log_prob",
+    "latent_site",
+    "plate_and_weight",
+    "require_from",
+]
 
 #: The estimators of log q(z) from a minibatch.
 ESTIMATORS = ("mws", "mss")
