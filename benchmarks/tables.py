@@ -1,9 +1,9 @@
 """Print the documentation's markdown tables (docs/evaluation.md, docs/compression.md,
-docs/model-and-guide.md) from ``benchmarks/results/*.json``.
+docs/model-and-guide.md, docs/disentanglement.md) from ``benchmarks/results/*.json``.
 
     python benchmarks/tables.py                    # all tables
     python benchmarks/tables.py ood                # one: likelihood, semisupervised, compression,
-                                                   # ood, anomaly_mnist
+                                                   # ood, anomaly_mnist, disentanglement
     python benchmarks/tables.py --results DIR      # from another results folder
 
 Each row says its epochs and the machine (and date) that measured it, so a table can be
@@ -177,6 +177,59 @@ def anomaly_mnist(folder: Path) -> list[str]:
         f"{r.get('hidden')}, z_dim {r.get('z_dim')}, {r.get('num_samples')} importance "
         f"samples, background noise rate {r.get('rate')}; {_when(r)}."
     )
+
+
+DISENTANGLEMENT_ROWS = {
+    "vae": "VAE",
+    "beta_vae": "β-VAE (β = 4)",
+    "beta_tcvae": "β-TCVAE (β = 6)",
+    "factor_vae": "FactorVAE (γ = 6.4)",
+}
+#: The metrics of pyvae.disentanglement.scores, by their column titles.
+DISENTANGLEMENT_METRICS = {
+    "mig": "MIG",
+    "dci_disentanglement": "DCI D",
+    "dci_completeness": "DCI C",
+    "dci_informativeness": "DCI I",
+    "sap": "SAP",
+    "factor_vae": "FactorVAE metric",
+    "beta_vae": "β-VAE metric",
+}
+
+
+def _mean_sd(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{mean:.3f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def disentanglement(folder: Path) -> list[str]:
+    """One line per model: each metric's mean ± sd over the seeds, the test ELBO, the
+    epochs and the training minutes per run."""
+    rows = _rows(folder, "disentanglement")
+    if rows is None:
+        return [f"(no {folder / 'disentanglement.json'})"]
+    metrics = [m for m in DISENTANGLEMENT_METRICS if any(m in r for r in rows)]
+    out = [
+        "| model | seeds | "
+        + " | ".join(DISENTANGLEMENT_METRICS[m] for m in metrics)
+        + " | test ELBO (nats) | epochs | min per run | machine |",
+        "|---" * (len(metrics) + 6) + "|",
+    ]
+    models = [m for m in DISENTANGLEMENT_ROWS if any(r["model"] == m for r in rows)]
+    for model in models + sorted({r["model"] for r in rows} - set(DISENTANGLEMENT_ROWS)):
+        mine = [r for r in rows if r["model"] == model]
+        cells = [_mean_sd([r[m] for r in mine if m in r]) for m in metrics]
+        minutes = sum(r["train_seconds"] for r in mine) / len(mine) / 60
+        epochs = sorted({r["epochs"] for r in mine})
+        out.append(
+            f"| {DISENTANGLEMENT_ROWS.get(model, model)} | {len(mine)} | "
+            + " | ".join(cells)
+            + f" | {_mean_sd([r['test_elbo'] for r in mine])} | "
+            f"{', '.join(map(str, epochs))} | {minutes:.1f} | {_when(mine[0])} |"
+        )
     return out
 
 
@@ -186,6 +239,7 @@ TABLES = {
     "compression": compression,
     "ood": ood,
     "anomaly_mnist": anomaly_mnist,
+    "disentanglement": disentanglement,
 }
 
 

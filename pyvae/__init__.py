@@ -20,6 +20,7 @@ from . import (
     data,
     disentanglement,
     evaluate,
+    factor_vae,
     hierarchical,
     iwae,
     likelihoods,
@@ -28,6 +29,7 @@ from . import (
     posteriors,
     priors,
     semisupervised,
+    tcvae,
 )
 from ._version import __version__
 from .capabilities import CapabilityError
@@ -64,6 +66,7 @@ __all__ = [
     "data",
     "disentanglement",
     "evaluate",
+    "factor_vae",
     "hierarchical",
     "iwae",
     "models",
@@ -73,6 +76,7 @@ __all__ = [
     "nets",
     "plots",
     "semisupervised",
+    "tcvae",
     "PRIORS",
     "LIKELIHOODS",
     "NETS",

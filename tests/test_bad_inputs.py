@@ -30,6 +30,8 @@ from helpers import small_vae
 
 from pyvae import VAE, _files, likelihoods, load, nets, priors
 from pyvae.checkpoint import load_checkpoint
+from pyvae.factor_vae import FactorVAELoss
+from pyvae.tcvae import BetaTCELBO
 
 Make = Callable[[Path], Callable[[], Any]]
 
@@ -1128,6 +1130,30 @@ API = [
     ),
     pytest.param(
         _fitting(epochs=-1), ValueError, "epochs must be an integer >= 0", id="fit-epochs-negative"
+    ),
+    pytest.param(
+        lambda folder: lambda: BetaTCELBO(estimator="mwss"),
+        ValueError,
+        "estimator must be one of ('mws', 'mss')",
+        id="betatc-estimator",
+    ),
+    pytest.param(
+        lambda folder: lambda: BetaTCELBO(beta=-1), ValueError, "beta must be", id="betatc-beta"
+    ),
+    pytest.param(
+        lambda folder: lambda: FactorVAELoss(3, gamma=INF),
+        ValueError,
+        "gamma must be",
+        id="factorvae-gamma-inf",
+    ),
+    pytest.param(
+        lambda folder: lambda: FactorVAELoss(0), ValueError, "z_dim must be", id="factorvae-z-dim"
+    ),
+    pytest.param(
+        _fitting(elbo=FactorVAELoss(5)),
+        ValueError,
+        ("the discriminator takes z_dim=5, the VAE has z_dim=2", "FactorVAELoss(2, ...)"),
+        id="factorvae-other-z-dim",
     ),
     pytest.param(_decoding_nan, ValueError, "NaN or infinite", id="decode-nan-z"),
     pytest.param(_encoding_with_a_negative_scale, ValueError, "scale", id="encode-negative-scale"),

@@ -1,12 +1,14 @@
-"""Smoke test of a reproduction recipe (benchmarks/likelihood_bmnist.py) end to end on a
-tiny subset of the real data, its rerun (a finished row is not redone) and
-benchmarks/tables.py on the result file, skipped without ../shared/data; and of
-benchmarks/disentanglement_metrics.py (generated sprites, no data needed)."""
+"""Smoke tests of the reproduction recipes end to end: benchmarks/likelihood_bmnist.py on a
+tiny subset of the real data (skipped without ../shared/data), its rerun (a finished row
+is not redone) and benchmarks/tables.py on the result file;
+benchmarks/disentanglement_metrics.py and benchmarks/disentanglement_sprites.py on
+generated sprites (no data needed), the latter's rerun and its table."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,6 +35,17 @@ def run(*args: str) -> str:
     return done.stdout
 
 
+def load_tables():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # tables.py imports _results beside it
+    try:
+        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
+        tables = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tables)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return tables
+
+
 @needs_mnist
 def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     command = [
@@ -49,14 +62,7 @@ def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     assert (tmp_path / "runs" / "normal" / "best.pt").exists()
     again = run(*command)
     assert "finished already" in again and "epoch " not in again.split("\n")[1]
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # tables.py imports _results beside it
-    try:
-        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
-        tables = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tables)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    table = "\n".join(tables.likelihood(tmp_path / "results"))
+    table = "\n".join(load_tables().likelihood(tmp_path / "results"))
     assert "| standard prior | `--model normal` | 1 |" in table
 
 
@@ -98,3 +104,27 @@ def test_ood_benchmark_writes_a_row_per_score_and_skips_a_finished_pair(tmp_path
     assert all(r["train"] == "fashion_mnist" and r["test"] == "mnist" for r in rows)
     assert all(0 <= r["auroc"] <= 1 and r["n_test"] == 50 and r["epochs"] == 1 for r in rows)
     assert "finished already" in run(*command)
+
+
+def test_disentanglement_recipe_runs_resumes_and_tabulates(tmp_path):
+    pytest.importorskip("sklearn")
+    command = [
+        "benchmarks/disentanglement_sprites.py",
+        "--models", "factor_vae", "--seeds", "0", "--epochs", "1",
+        "--n-train", "256", "--n-test", "200", "--size", "16", "--device", "cpu",
+        "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+    ]  # fmt: skip
+    first = run(*command)
+    assert "1/1 rows" in first and "factor_vae seed 0: test ELBO" in first
+    rows = json.loads((tmp_path / "results" / "disentanglement.json").read_text())["rows"]
+    assert [(r["model"], r["seed"], r["epochs"], r["gamma"]) for r in rows] == [
+        ("factor_vae", 0, 1, 6.4)
+    ]
+    keys = ("mig", "dci_disentanglement", "sap", "factor_vae", "beta_vae", "test_elbo")
+    for key in keys:
+        assert isinstance(rows[0][key], float) and math.isfinite(rows[0][key]), key
+    assert (tmp_path / "runs" / "factor_vae-seed0" / "checkpoint.pt").exists()
+    again = run(*command)
+    assert "finished already" in again and "trained" not in again
+    table = "\n".join(load_tables().disentanglement(tmp_path / "results"))
+    assert "| FactorVAE (γ = 6.4) | 1 |" in table

@@ -37,9 +37,11 @@ from pyvae import capabilities as caps
 from pyvae.capabilities import CapabilityError
 from pyvae.cuda_graph import capturable
 from pyvae.data import UNLABELLED, ArrayDataset
+from pyvae.factor_vae import FactorVAELoss
 from pyvae.hierarchical import HierarchicalVAE
 from pyvae.objectives import DirectELBO
 from pyvae.posteriors import IAFVAE, LowRankVAE
+from pyvae.tcvae import BetaTCELBO
 
 SHAPE = (1, 8, 8)
 N = 32
@@ -211,6 +213,27 @@ class CapabilityBattery:
             pairs = zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True)
             for (k, a), b in pairs:
                 assert torch.allclose(a, b, atol=1e-6), k
+
+    @pytest.mark.parametrize(
+        "feature, make",
+        [(caps.TC_DECOMPOSITION, lambda vae: BetaTCELBO(beta=6)),
+         (caps.FACTOR_VAE, lambda vae: FactorVAELoss(vae.z_dim, hidden=(8,)))],
+    )  # fmt: skip
+    def test_disentangling_objectives(self, vae, data, x, feature, make):
+        """Through fit (refused before any work) and through the objective alone."""
+        before = snapshot(vae)
+
+        def run():
+            hist = fit(vae, data, epochs=1, batch_size=16, elbo=make(vae), progress=False)
+            return hist, make(vae).loss(vae.model, vae.guide, x[:8], num_data=N)
+
+        out = self.cell(vae, feature, run)
+        if out is not None:
+            hist, loss = out
+            assert math.isfinite(hist["train_elbo"][0]) and math.isfinite(loss)
+            assert not same_state(before, snapshot(vae))
+        else:
+            self.cell(vae, feature, lambda: make(vae).loss(vae.model, vae.guide, x[:8]))
 
     # ------------------------------------------------------------------ using a VAE
     def test_encode_decode_sample_reconstruct(self, vae, data, labels):
