@@ -25,6 +25,12 @@ name                       the VAE supports ...
                            ``"reconstruction"`` anomaly scores: every site of the model and
                            guide lies in the plate ``"data"`` over the batch
 ``anomaly.latent``         the ``"latent"`` anomaly score, -log p(E[z|x])
+``posterior_inference``    per-item posterior inference on the model's one latent site
+                           ``"z"``: :func:`pyvae.evaluate.inference_gaps`,
+                           :func:`pyvae.posterior_samples` (NUTS),
+                           ``vae.encode(x, refine_steps=...)`` and
+                           :func:`pyvae.plots.posterior_comparison`; needs a diagonal normal
+                           q(z|x) from ``_q_params`` and a continuous z alone
 ``plots.samples``          :func:`pyvae.plots.samples`
 ``plots.reconstructions``  :func:`pyvae.plots.reconstructions`
 ``plots.traversal``        :func:`pyvae.plots.traversal`
@@ -53,6 +59,7 @@ __all__ = [
     "LOG_LIKELIHOOD",
     "EVALUATE",
     "ANOMALY_LATENT",
+    "POSTERIOR_INFERENCE",
     "PLOTS_SAMPLES",
     "PLOTS_RECONSTRUCTIONS",
     "PLOTS_TRAVERSAL",
@@ -80,6 +87,7 @@ CLOSED_FORM_KL = "closed_form_kl"
 LOG_LIKELIHOOD = "log_likelihood"
 EVALUATE = "evaluate"
 ANOMALY_LATENT = "anomaly.latent"
+POSTERIOR_INFERENCE = "posterior_inference"
 PLOTS_SAMPLES = "plots.samples"
 PLOTS_RECONSTRUCTIONS = "plots.reconstructions"
 PLOTS_TRAVERSAL = "plots.traversal"
@@ -109,6 +117,8 @@ DESCRIPTIONS: dict[str, str] = {
     LOG_LIKELIHOOD: "the importance-sampled log-likelihood (vae.log_likelihood)",
     EVALUATE: "pyvae.evaluate's scores from Pyro traces (log_weights, elbo_terms, ...)",
     ANOMALY_LATENT: "the 'latent' anomaly score (pyvae.anomaly.score)",
+    POSTERIOR_INFERENCE: "per-item posterior inference (inference_gaps, posterior_samples, "
+    "encode(refine_steps=...))",
     PLOTS_SAMPLES: "pyvae.plots.samples",
     PLOTS_RECONSTRUCTIONS: "pyvae.plots.reconstructions",
     PLOTS_TRAVERSAL: "pyvae.plots.traversal",
@@ -123,6 +133,7 @@ FEATURES = frozenset(DESCRIPTIONS)
 #: that overrides either, unless it declares them again.
 MODEL_DEPENDENT = frozenset(
     {FAST_PATH, CUDA_GRAPH, DISTRIBUTED, LOSSLESS, CLOSED_FORM_KL, ANOMALY_LATENT}
+    | {POSTERIOR_INFERENCE}
 )
 
 
