@@ -2,7 +2,7 @@
 docs/model-and-guide.md) from ``benchmarks/results/*.json``.
 
     python benchmarks/tables.py                    # all tables
-    python benchmarks/tables.py likelihood         # one: likelihood, semisupervised, compression
+    python benchmarks/tables.py likelihood         # one: likelihood, semisupervised, ...
     python benchmarks/tables.py --results DIR      # from another results folder
 
 Each row says its epochs and the machine (and date) that measured it, so a table can be
@@ -12,6 +12,7 @@ pasted into those pages as it is. A file that is missing is said in one line.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,36 @@ def compression(folder: Path) -> list[str]:
     return out
 
 
-TABLES = {"likelihood": likelihood, "semisupervised": semisupervised, "compression": compression}
+def _plus_minus(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.2f} ± {row[key + '_se']:.2f}"
+
+
+def inference_gaps(folder: Path) -> list[str]:
+    rows = _rows(folder, "inference_gaps")
+    if rows is None:
+        return [f"(no {folder / 'inference_gaps.json'})"]
+    out = [
+        "| model | epochs | test images | log p(x) | ELBO, optimal q | ELBO, encoder's q | "
+        "approximation gap | amortization gap | ELBO, refined q (steps) | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        pm = functools.partial(_plus_minus, r)
+        out.append(
+            f"| {r['model']} | {r['epochs']} | {r['n']} | {pm('log_likelihood')} | "
+            f"{pm('elbo_optimal')} | {pm('elbo_amortized')} | **{pm('approximation_gap')}** | "
+            f"**{pm('amortization_gap')}** | {pm('refined_elbo')} ({r['refine_steps']}) | "
+            f"{_when(r)} |"
+        )
+    return out
+
+
+TABLES = {
+    "likelihood": likelihood,
+    "semisupervised": semisupervised,
+    "compression": compression,
+    "inference_gaps": inference_gaps,
+}
 
 
 def main() -> None:
