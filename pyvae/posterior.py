@@ -33,7 +33,6 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.infer import MCMC, NUTS, Trace_ELBO
-from pyro.infer.autoguide.initialization import init_to_value
 from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
 from .capabilities import FAST_PATH, POSTERIOR_INFERENCE
@@ -200,11 +199,10 @@ class PosteriorSamples(NamedTuple):
     divergences: int
 
 
-def _kernel(vae, method: str, z0: torch.Tensor):
-    init = init_to_value(values={"z": z0})
+def _kernel(method: str, potential):
     if method == "nuts":
-        return NUTS(vae.model, init_strategy=init)
-    return pyro.infer.HMC(vae.model, init_strategy=init, num_steps=10, adapt_step_size=True)
+        return NUTS(potential_fn=potential)
+    return pyro.infer.HMC(potential_fn=potential, num_steps=10)
 
 
 def posterior_samples(
@@ -218,11 +216,14 @@ def posterior_samples(
 ) -> PosteriorSamples:
     """Draw from the exact posterior p(z|x) ∝ p(z) p(x|z) of each item of ``x`` (a small
     batch, ``(B, *input_shape)``) by MCMC: Pyro's ``NUTS`` (``method="nuts"``) or ``HMC``
-    on the VAE's model with x observed and the VAE's parameters fixed, ``warmup_steps``
-    steps of adaptation then ``num_samples`` draws per chain. The ``num_chains`` chains run
-    one after the other (no processes), the first started at the encoder's mean, the others
-    at draws from q(z|x). Returns :class:`PosteriorSamples`. ``side``: a variant's side
-    information by name."""
+    on the log joint of the VAE's model with x observed and the VAE's parameters fixed,
+    ``warmup_steps`` steps of adaptation then ``num_samples`` draws per chain. The chain
+    moves in coordinates whitened by the encoder's q(z|x), z = loc + scale * w: the
+    target is unchanged (a linear map), but its scale is about one whatever the width of
+    the posterior, so the sampler's step size and trees stay small. The ``num_chains``
+    chains run one after the other (no processes), the first started at the encoder's
+    mean (w = 0), the others at draws from q(z|x). Returns :class:`PosteriorSamples`.
+    ``side``: a variant's side information by name."""
     _require(vae)
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
@@ -231,18 +232,25 @@ def posterior_samples(
     num_chains = check_int("num_chains", num_chains)
     xb, sb = _batch(vae, x, **side)
     with torch.no_grad():
-        q = dist.Normal(*vae._q_params(xb, **sb)).to_event(1)
+        loc, scale = vae._q_params(xb, **sb)
+
+    def potential(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        z = loc + scale * params["w"]  # whitened by q: the sampler sees scales near 1
+        recon, log_prior = _log_joint_terms(vae, xb, z[None], **sb)
+        return -(recon + log_prior).sum()  # -log p(x, z), up to the constant log|dz/dw|
+
     chains, divergences = [], 0
-    for chain in range(num_chains):  # NUTS differentiates with respect to z alone
-        z0 = q.mean if chain == 0 else q.sample()
+    for chain in range(num_chains):  # NUTS differentiates with respect to w alone
+        w0 = torch.zeros_like(loc) if chain == 0 else torch.randn_like(loc)
         mcmc = MCMC(
-            _kernel(vae, method, z0),
+            _kernel(method, potential),
             num_samples=num_samples,
             warmup_steps=warmup_steps,
+            initial_params={"w": w0},
             disable_progbar=True,
         )
-        mcmc.run(xb, **sb)
-        chains.append(mcmc.get_samples()["z"].detach())
+        mcmc.run()
+        chains.append((loc + scale * mcmc.get_samples()["w"]).detach())
         divergences += len(mcmc.diagnostics()["divergences"]["chain 0"])
     stacked = torch.stack(chains)  # (C, S, B, z_dim)
     return PosteriorSamples(
