@@ -15,9 +15,9 @@ Because the VAE is a Pyro program, p(z|x) ∝ p(z) p(x|z) can be studied directl
   refined one, a mixture): the ELBO's terms and the importance-sampled log p(x), through
   :func:`pyvae.models.estimator.estimate`, the one estimator of pyvae's bounds.
 - :func:`posterior_samples` draws from p(z|x) itself with Pyro's ``MCMC`` and ``NUTS`` on
-  the VAE's model (x observed, the decoder fixed): one MCMC over a small batch, since the
-  items are independent given the decoder, with split r-hat and the effective sample size
-  per latent coordinate (:mod:`pyro.ops.stats`).
+  the log joint of the VAE's model (x observed, the decoder fixed): one MCMC over a small
+  batch, since the items are independent given the decoder, with split r-hat and the
+  effective sample size per latent coordinate (:mod:`pyro.ops.stats`).
 
 Every function asks the VAE first (``vae.require("posterior_inference")``,
 :mod:`pyvae.capabilities`): the model must have one continuous latent site ``"z"`` in the
@@ -32,7 +32,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer import MCMC, NUTS, Trace_ELBO
+from pyro.infer import HMC, MCMC, NUTS, Trace_ELBO
 from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
 from .capabilities import FAST_PATH, POSTERIOR_INFERENCE
@@ -202,7 +202,7 @@ class PosteriorSamples(NamedTuple):
 def _kernel(method: str, potential):
     if method == "nuts":
         return NUTS(potential_fn=potential)
-    return pyro.infer.HMC(potential_fn=potential, num_steps=10)
+    return HMC(potential_fn=potential, num_steps=10)
 
 
 def posterior_samples(
