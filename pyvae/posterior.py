@@ -12,7 +12,7 @@ Because the VAE is a Pyro program, p(z|x) ∝ p(z) p(x|z) can be studied directl
   store, and only they are differentiated: the VAE's own parameters get no gradient and
   do not change.
 - :func:`proposal_bounds` scores a batch under any proposal q(z) for z (the encoder's, a
-  refined one, a mixture): the ELBO's terms and the importance-sampled log p(x), through
+  refined one): the ELBO's terms and the importance-sampled log p(x), through
   :func:`pyvae.models.estimator.estimate`, the one estimator of pyvae's bounds.
 - :func:`posterior_samples` draws from p(z|x) itself with Pyro's ``MCMC`` and ``NUTS`` on
   the log joint of the VAE's model (x observed, the decoder fixed): one MCMC over a small
@@ -44,7 +44,6 @@ __all__ = [
     "refine",
     "check_refinement",
     "proposal_bounds",
-    "mixture",
     "posterior_samples",
     "METHODS",
     "FINAL_LR",
@@ -109,7 +108,8 @@ def refine(
         with vae._plate(len(x), None, x.device):
             return pyro.sample("z", dist.Normal(loc, log_scale.exp()).to_event(1))
 
-    elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=True)
+    # the model's sites lie in the one plate "data" (what "posterior_inference" declares)
+    elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
     local = [loc, log_scale]
     optim = torch.optim.Adam(local, lr=lr)
     decay = torch.optim.lr_scheduler.ExponentialLR(optim, FINAL_LR ** (1 / max(steps, 1)))
@@ -120,18 +120,6 @@ def refine(
             optim.step()
             decay.step()
     return dist.Normal(loc.detach(), log_scale.detach().exp()).to_event(1)
-
-
-def mixture(*qs: dist.TorchDistribution) -> dist.TorchDistribution:
-    """The equal-weight mixture of diagonal Gaussians ``qs`` (each batch ``(B,)``, event
-    ``(z_dim,)``): a defensive importance-sampling proposal (Hesterberg 1995) whose
-    weights are at most ``len(qs)`` times those of each of its components."""
-    bases = [q.base_dist if isinstance(q, dist.Independent) else q for q in qs]
-    loc = torch.stack([b.loc for b in bases], -2)  # (B, K, z_dim)
-    scale = torch.stack([b.scale for b in bases], -2)
-    weights = torch.ones(loc.shape[:-1], device=loc.device)
-    components = dist.Normal(loc, scale).to_event(1)
-    return dist.MixtureSameFamily(dist.Categorical(weights), components)
 
 
 def _log_joint_terms(
@@ -171,9 +159,9 @@ def proposal_bounds(
 ) -> Bounds:
     """The ELBO's terms and the importance-sampled log p(x) of each item of the batch
     ``x`` ``(B, *input_shape)`` with ``num_samples`` draws from the proposal ``q`` (batch
-    ``(B,)``, event ``(z_dim,)``: the encoder's q(z|x), a :func:`refine`-d one, a
-    :func:`mixture`), each ``(B,)`` in nats (:class:`pyvae.models.estimator.Bounds`;
-    ``reconstruction - kl`` is the ELBO of ``q``)."""
+    ``(B,)``, event ``(z_dim,)``: the encoder's q(z|x), a :func:`refine`-d one, any
+    distribution with ``sample`` and ``log_prob``), each ``(B,)`` in nats
+    (:class:`pyvae.models.estimator.Bounds`; ``reconstruction - kl`` is the ELBO of ``q``)."""
     _require(vae)
     num_samples = check_int("num_samples", num_samples)
 
