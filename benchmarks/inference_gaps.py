@@ -7,9 +7,11 @@ the ELBO of the optimal Gaussian fitted to each image by SVI from the encoder's
 (``--steps`` steps), log p(x) by importance sampling with that optimal q as proposal (and
 with the encoder's), the approximation and amortization gaps; and semi-amortized
 refinement at test time, ``vae.encode(x, refine_steps=--refine-steps)``, scored the same
-way. The row goes to ``benchmarks/results/inference_gaps.json`` (key: model).
+way. The row goes to ``benchmarks/results/inference_gaps.json`` (key: model, e.g.
+``mlp-z50-5ep``: the latent size and the epochs).
 
-    python benchmarks/inference_gaps.py                  # about 30 min on 2 busy shared CPU cores
+    python benchmarks/inference_gaps.py                  # about 6 min on 2 busy shared CPU cores
+    python benchmarks/inference_gaps.py --epochs 20      # a longer-trained row, about 15 min
     python benchmarks/inference_gaps.py --epochs 1 --n-train 200 --n 20 --num-samples 20 \\
         --steps 5 --refine-steps 2 --out /tmp/runs --results /tmp/results   # a smoke run
 
@@ -127,7 +129,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="items per SVI")
     args = parser.parse_args()
     setup(args)
-    model = f"mlp-z{args.z_dim}"
+    model = f"mlp-z{args.z_dim}-{args.epochs}ep"
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "results", "root")}
     folder = RowFolder(args.out, model, settings)
     row = folder.read("done.json")

@@ -119,16 +119,16 @@ def inference_gaps(folder: Path) -> list[str]:
         return [f"(no {folder / 'inference_gaps.json'})"]
     out = [
         "| model | epochs | test images | log p(x) | ELBO, optimal q | ELBO, encoder's q | "
-        "approximation gap | amortization gap | ELBO, refined q (steps) | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "approximation gap | amortization gap | refined q (steps): ELBO | IS log p(x) | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r.get("epochs", 0)):
         pm = functools.partial(_plus_minus, r)
         out.append(
             f"| {r['model']} | {r['epochs']} | {r['n']} | {pm('log_likelihood')} | "
             f"{pm('elbo_optimal')} | {pm('elbo_amortized')} | **{pm('approximation_gap')}** | "
-            f"**{pm('amortization_gap')}** | {pm('refined_elbo')} ({r['refine_steps']}) | "
-            f"{_when(r)} |"
+            f"**{pm('amortization_gap')}** | ({r['refine_steps']}) {pm('refined_elbo')} | "
+            f"{pm('refined_log_likelihood')} | {_when(r)} |"
         )
     return out
 

@@ -69,7 +69,7 @@ def test_inference_gaps_recipe_runs_and_tabulates(tmp_path):
     out = run(*command)
     assert "amortization_gap" in out and "approximation_gap" in out
     row = json.loads((tmp_path / "results" / "inference_gaps.json").read_text())["rows"][0]
-    assert row["model"] == "mlp-z4" and row["n"] == 8 and row["epochs"] == 1
+    assert row["model"] == "mlp-z4-1ep" and row["n"] == 8 and row["epochs"] == 1
     assert row["approximation_gap"] == pytest.approx(row["log_likelihood"] - row["elbo_optimal"])
     assert row["amortization_gap"] == pytest.approx(row["elbo_optimal"] - row["elbo_amortized"])
     assert row["amortization_gap"] >= 0  # the optimal q is the best of the fitted and the start
@@ -82,4 +82,4 @@ def test_inference_gaps_recipe_runs_and_tabulates(tmp_path):
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     table = "\n".join(tables.inference_gaps(tmp_path / "results"))
-    assert "| mlp-z4 | 1 | 8 |" in table
+    assert "| mlp-z4-1ep | 1 | 8 |" in table
