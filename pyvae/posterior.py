@@ -92,9 +92,8 @@ def refine(
 ) -> dist.TorchDistribution:
     """A diagonal Gaussian q(z) fitted to each item of the batch ``x`` ``(B, *input_shape)``
     by ``steps`` steps of SVI (``Trace_ELBO`` with ``num_particles`` draws, Adam with
-    learning rate ``lr`` decaying to ``FINAL_LR * lr``) on local parameters ``(B, z_dim)``,
-    a loc and a log-scale in units of ``start`` (default: the encoder's q(z|x)): ``lr`` is
-    a step in the start's standard deviations, whatever the width of the posterior. Returns
+    learning rate ``lr`` decaying to ``FINAL_LR * lr``) on local parameters, a loc and a
+    log-scale ``(B, z_dim)``, started at ``start`` (default: the encoder's q(z|x)). Returns
     ``Normal(loc, scale).to_event(1)``, batch shape ``(B,)``, detached. ``side``: the
     batch's side information by name (a variant's), as its model takes it."""
     steps, lr, num_particles = check_refinement(vae, steps, lr, num_particles)
@@ -102,30 +101,25 @@ def refine(
         with torch.no_grad():
             start = dist.Normal(*vae._q_params(x, **side)).to_event(1)
     base = start.base_dist if isinstance(start, dist.Independent) else start
-    loc0, scale0 = base.loc.detach(), base.scale.detach()
-    # the local parameters in units of the start: loc = loc0 + scale0 * shift, scale =
-    # scale0 * exp(log_ratio), so lr is a step in the start's standard deviations
-    shift = torch.zeros_like(loc0, requires_grad=True)
-    log_ratio = torch.zeros_like(loc0, requires_grad=True)
+    loc = base.loc.detach().clone().requires_grad_(True)
+    log_scale = base.scale.detach().log().clone().requires_grad_(True)
 
     def guide(x: torch.Tensor, **side: Any) -> torch.Tensor:
-        q = dist.Normal(loc0 + scale0 * shift, scale0 * log_ratio.exp())
         with vae._plate(len(x), None, x.device):
-            return pyro.sample("z", q.to_event(1))
+            return pyro.sample("z", dist.Normal(loc, log_scale.exp()).to_event(1))
 
     # the model's sites lie in the one plate "data" (what "posterior_inference" declares)
     elbo = Trace_ELBO(num_particles=num_particles, vectorize_particles=True, max_plate_nesting=1)
-    local = [shift, log_ratio]
+    local = [loc, log_scale]
     optim = torch.optim.Adam(local, lr=lr)
     decay = torch.optim.lr_scheduler.ExponentialLR(optim, FINAL_LR ** (1 / max(steps, 1)))
     with torch.enable_grad():
         for _ in range(steps):  # gradients to the local parameters only: the VAE's stay
             loss = elbo.differentiable_loss(vae.model, guide, x, **side)
-            shift.grad, log_ratio.grad = torch.autograd.grad(loss, local)
+            loc.grad, log_scale.grad = torch.autograd.grad(loss, local)
             optim.step()
             decay.step()
-    loc, scale = loc0 + scale0 * shift.detach(), scale0 * log_ratio.detach().exp()
-    return dist.Normal(loc, scale).to_event(1)
+    return dist.Normal(loc.detach(), log_scale.detach().exp()).to_event(1)
 
 
 def _log_joint_terms(
