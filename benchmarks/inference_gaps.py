@@ -10,8 +10,8 @@ refinement at test time, ``vae.encode(x, refine_steps=--refine-steps)``, scored 
 way. The row goes to ``benchmarks/results/inference_gaps.json`` (key: model, e.g.
 ``mlp-z50-5ep``: the latent size and the epochs).
 
-    python benchmarks/inference_gaps.py                  # about 6 min on 2 busy shared CPU cores
-    python benchmarks/inference_gaps.py --epochs 20      # a longer-trained row, about 15 min
+    python benchmarks/inference_gaps.py                  # about 3 min on 2 shared CPU cores
+    python benchmarks/inference_gaps.py --epochs 20      # a longer-trained row, about 5 min
     python benchmarks/inference_gaps.py --epochs 1 --n-train 200 --n 20 --num-samples 20 \\
         --steps 5 --refine-steps 2 --out /tmp/runs --results /tmp/results   # a smoke run
 
