@@ -3,7 +3,8 @@ docs/model-and-guide.md, docs/disentanglement.md) from ``benchmarks/results/*.js
 
     python benchmarks/tables.py                    # all tables
     python benchmarks/tables.py ood                # one: likelihood, semisupervised, compression,
-                                                   # ood, anomaly_mnist, disentanglement
+                                                   # ood, anomaly_mnist, disentanglement,
+                                                   # inference_gaps
     python benchmarks/tables.py --results DIR      # from another results folder
 
 Each row says its epochs and the machine (and date) that measured it, so a table can be
@@ -13,6 +14,7 @@ pasted into those pages as it is. A file that is missing is said in one line.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,7 @@ def anomaly_mnist(folder: Path) -> list[str]:
         f"{r.get('hidden')}, z_dim {r.get('z_dim')}, {r.get('num_samples')} importance "
         f"samples, background noise rate {r.get('rate')}; {_when(r)}."
     )
+    return out
 
 
 DISENTANGLEMENT_ROWS = {
@@ -233,6 +236,30 @@ def disentanglement(folder: Path) -> list[str]:
     return out
 
 
+def _plus_minus(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.2f} ± {row[key + '_se']:.2f}"
+
+
+def inference_gaps(folder: Path) -> list[str]:
+    rows = _rows(folder, "inference_gaps")
+    if rows is None:
+        return [f"(no {folder / 'inference_gaps.json'})"]
+    out = [
+        "| model | epochs | test images | log p(x) | ELBO, optimal q | ELBO, encoder's q | "
+        "approximation gap | amortization gap | refined q (steps): ELBO | IS log p(x) | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: r.get("epochs", 0)):
+        pm = functools.partial(_plus_minus, r)
+        out.append(
+            f"| {r['model']} | {r['epochs']} | {r['n']} | {pm('log_likelihood')} | "
+            f"{pm('elbo_optimal')} | {pm('elbo_amortized')} | **{pm('approximation_gap')}** | "
+            f"**{pm('amortization_gap')}** | ({r['refine_steps']}) {pm('refined_elbo')} | "
+            f"{pm('refined_log_likelihood')} | {_when(r)} |"
+        )
+    return out
+
+
 TABLES = {
     "likelihood": likelihood,
     "semisupervised": semisupervised,
@@ -240,6 +267,7 @@ TABLES = {
     "ood": ood,
     "anomaly_mnist": anomaly_mnist,
     "disentanglement": disentanglement,
+    "inference_gaps": inference_gaps,
 }
 
 

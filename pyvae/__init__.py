@@ -26,6 +26,7 @@ from . import (
     likelihoods,
     models,
     nets,
+    posterior,
     posteriors,
     priors,
     semisupervised,
@@ -37,6 +38,7 @@ from .io import load, save
 from .likelihoods import LIKELIHOODS
 from .models import VAE, ConditionalVAE, SemiSupervisedVAE
 from .nets import NETS
+from .posterior import posterior_samples
 from .priors import PRIORS
 from .train import fit
 
@@ -70,6 +72,8 @@ __all__ = [
     "hierarchical",
     "iwae",
     "models",
+    "posterior",
+    "posterior_samples",
     "posteriors",
     "priors",
     "likelihoods",

@@ -29,6 +29,12 @@ name                       the VAE supports ...
                            posterior factorises over its dimensions, in the plate ``"data"``
 ``factor_vae``             :class:`~pyvae.factor_vae.FactorVAELoss`: one latent site z in
                            the plate ``"data"``
+``posterior_inference``    per-item posterior inference on the model's one latent site
+                           ``"z"``: :func:`pyvae.evaluate.inference_gaps`,
+                           :func:`pyvae.posterior_samples` (NUTS),
+                           ``vae.encode(x, refine_steps=...)`` and
+                           :func:`pyvae.plots.posterior_comparison`; needs a diagonal normal
+                           q(z|x) from ``_q_params`` and a continuous z alone
 ``plots.samples``          :func:`pyvae.plots.samples`
 ``plots.reconstructions``  :func:`pyvae.plots.reconstructions`
 ``plots.traversal``        :func:`pyvae.plots.traversal`
@@ -62,6 +68,7 @@ __all__ = [
     "ANOMALY_LATENT",
     "TC_DECOMPOSITION",
     "FACTOR_VAE",
+    "POSTERIOR_INFERENCE",
     "PLOTS_SAMPLES",
     "PLOTS_RECONSTRUCTIONS",
     "PLOTS_TRAVERSAL",
@@ -92,6 +99,7 @@ EVALUATE = "evaluate"
 ANOMALY_LATENT = "anomaly.latent"
 TC_DECOMPOSITION = "tc_decomposition"
 FACTOR_VAE = "factor_vae"
+POSTERIOR_INFERENCE = "posterior_inference"
 PLOTS_SAMPLES = "plots.samples"
 PLOTS_RECONSTRUCTIONS = "plots.reconstructions"
 PLOTS_TRAVERSAL = "plots.traversal"
@@ -124,6 +132,8 @@ DESCRIPTIONS: dict[str, str] = {
     ANOMALY_LATENT: "the 'latent' anomaly score (pyvae.anomaly.score)",
     TC_DECOMPOSITION: "the beta-TCVAE objective (pyvae.tcvae.BetaTCELBO)",
     FACTOR_VAE: "the FactorVAE objective (pyvae.factor_vae.FactorVAELoss)",
+    POSTERIOR_INFERENCE: "per-item posterior inference (inference_gaps, posterior_samples, "
+    "encode(refine_steps=...))",
     PLOTS_SAMPLES: "pyvae.plots.samples",
     PLOTS_RECONSTRUCTIONS: "pyvae.plots.reconstructions",
     PLOTS_TRAVERSAL: "pyvae.plots.traversal",
@@ -140,6 +150,7 @@ FEATURES = frozenset(DESCRIPTIONS)
 MODEL_DEPENDENT = frozenset(
     {FAST_PATH, CUDA_GRAPH, DISTRIBUTED, LOSSLESS, CLOSED_FORM_KL, ANOMALY_LATENT}
     | {TC_DECOMPOSITION, FACTOR_VAE}
+    | {POSTERIOR_INFERENCE}
 )
 
 

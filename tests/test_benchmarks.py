@@ -128,3 +128,30 @@ def test_disentanglement_recipe_runs_resumes_and_tabulates(tmp_path):
     assert "finished already" in again and "trained" not in again
     table = "\n".join(load_tables().disentanglement(tmp_path / "results"))
     assert "| FactorVAE (γ = 6.4) | 1 |" in table
+
+
+def test_inference_gaps_recipe_runs_and_tabulates(tmp_path):
+    command = [
+        "benchmarks/inference_gaps.py",
+        "--epochs", "1", "--n-train", "200", "--n", "8", "--num-samples", "16",
+        "--steps", "20", "--refine-steps", "3", "--batch-size", "4", "--z-dim", "4",
+        "--device", "cpu", "--root", str(DATA),
+        "--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+    ]  # fmt: skip
+    out = run(*command)
+    assert "amortization_gap" in out and "approximation_gap" in out
+    row = json.loads((tmp_path / "results" / "inference_gaps.json").read_text())["rows"][0]
+    assert row["model"] == "mlp-z4-1ep" and row["n"] == 8 and row["epochs"] == 1
+    assert row["approximation_gap"] == pytest.approx(row["log_likelihood"] - row["elbo_optimal"])
+    assert row["amortization_gap"] == pytest.approx(row["elbo_optimal"] - row["elbo_amortized"])
+    assert row["amortization_gap"] >= 0  # the optimal q is the best of the fitted and the start
+    assert row["refined_elbo"] > row["elbo_amortized"]  # 3 steps already help an untrained q
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
+        tables = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tables)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    table = "\n".join(tables.inference_gaps(tmp_path / "results"))
+    assert "| mlp-z4-1ep | 1 | 8 |" in table

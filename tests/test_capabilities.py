@@ -31,6 +31,7 @@ from pyvae import (
     fit,
     load,
     plots,
+    posterior_samples,
     priors,
 )
 from pyvae import capabilities as caps
@@ -361,6 +362,25 @@ class CapabilityBattery:
         fig = self.cell(vae, caps.PLOTS_LATENT_SPACE, lambda: plots.latent_space(vae, data))
         if fig is not None:
             assert isinstance(fig, Figure) and fig.axes
+
+    # ------------------------------------------------------------------ posterior
+    def test_posterior_inference(self, vae, x, labels):
+        """Gaps, refinement and NUTS where declared; else each refused before any work."""
+        xb, side = x[:4], {k: v[:4] for k, v in self.side(labels).items()}
+        calls = {
+            "gaps": lambda: evaluate.inference_gaps(vae, xb, num_samples=8, steps=2, **side),
+            "nuts": lambda: posterior_samples(vae, xb[:2], num_samples=4, warmup_steps=2),
+            "plot": lambda: plots.posterior_comparison(vae, xb[:2], torch.zeros(4, 2, 2)),
+        }
+        out = {name: self.cell(vae, caps.POSTERIOR_INFERENCE, call) for name, call in calls.items()}
+        if not vae.supports(caps.POSTERIOR_INFERENCE):
+            assert set(out.values()) == {None}
+            return
+        assert all(torch.isfinite(v).all() and v.shape == (4,) for v in out["gaps"].values())
+        assert out["nuts"].samples.shape == (4, 2, vae.z_dim)
+        assert isinstance(out["plot"], Figure)
+        refined = vae.encode(xb, refine_steps=2, **side)
+        assert type(refined) is type(vae.encode(xb, **side)) and refined.batch_shape == (4,)
 
     # ------------------------------------------------------------------ compression
     def test_latent_codes(self, vae, data):

@@ -589,5 +589,6 @@ def test_public_functions_are_covered():
         "history",
         "run_figures",
         "rate_distortion",
+        "posterior_comparison",  # tested in test_posterior_quality.py
         "slerp",
     }
