@@ -371,6 +371,7 @@ class CapabilityBattery:
             "gaps": lambda: evaluate.inference_gaps(vae, xb, num_samples=8, steps=2, **side),
             "nuts": lambda: posterior_samples(vae, xb[:2], num_samples=4, warmup_steps=2),
             "plot": lambda: plots.posterior_comparison(vae, xb[:2], torch.zeros(4, 2, 2)),
+            "refine": lambda: vae.encode(xb, refine_steps=2, **side),
         }
         out = {name: self.cell(vae, caps.POSTERIOR_INFERENCE, call) for name, call in calls.items()}
         if not vae.supports(caps.POSTERIOR_INFERENCE):
@@ -379,7 +380,7 @@ class CapabilityBattery:
         assert all(torch.isfinite(v).all() and v.shape == (4,) for v in out["gaps"].values())
         assert out["nuts"].samples.shape == (4, 2, vae.z_dim)
         assert isinstance(out["plot"], Figure)
-        refined = vae.encode(xb, refine_steps=2, **side)
+        refined = out["refine"]
         assert type(refined) is type(vae.encode(xb, **side)) and refined.batch_shape == (4,)
 
     # ------------------------------------------------------------------ compression

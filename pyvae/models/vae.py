@@ -26,6 +26,7 @@ from ..capabilities import (
     FAST_PATH,
     FEATURES,
     MODEL_DEPENDENT,
+    POSTERIOR_INFERENCE,
     CapabilityError,
     check_feature,
 )
@@ -469,6 +470,12 @@ class VAE(PyroModule):
             locs.append(loc)
             scales.append(scale)
         return dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
+
+    def refuse_refinement(self, refine_steps: int) -> None:
+        """For a subclass's own ``encode``: refuse ``refine_steps`` other than 0 unless the
+        class supports ``"posterior_inference"`` (its error names the class)."""
+        if refine_steps:
+            self.require(POSTERIOR_INFERENCE, instead="call encode without refine_steps")
 
     @torch.no_grad()
     @short_part_errors
