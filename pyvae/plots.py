@@ -73,6 +73,16 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _on_unit_scale(vae, x: torch.Tensor) -> torch.Tensor:
+    """Values of ``vae``'s likelihood divided by the top of its integer support (255 for
+    the 8-bit likelihoods, whose means are fractional grey levels), so images draw on
+    [0, 1]; values of any other likelihood as they are."""
+    top = getattr(vae.likelihood.support, "upper_bound", None)
+    if isinstance(top, int) and top > 1:
+        return x.detach().float() / top
+    return x
+
+
 def _draw(
     ax,
     x: torch.Tensor,
@@ -152,7 +162,7 @@ def _generated(vae, n: int, mean: bool, side: dict[str, Any]) -> tuple[torch.Ten
             )
         side = {name: torch.arange(n) % classes}
         nrow, title = classes, f"samples from the prior, one column per class ({name})"
-    return vae.sample(n, mean=mean, **side), nrow, title
+    return _on_unit_scale(vae, vae.sample(n, mean=mean, **side)), nrow, title
 
 
 def _generation_side(vae, data: Any, side: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +205,8 @@ def _with_reconstructions(
     scale for images."""
     x, side = _first(vae, data, n, side)
     x = x.float()
-    return _unit(x), _unit(vae.reconstruct(x, **side))
+    recon = vae.reconstruct(x, **side)
+    return _unit(_on_unit_scale(vae, x)), _unit(_on_unit_scale(vae, recon))
 
 
 def reconstructions(vae, data: Any, n: int = 16, **side: Any) -> Figure:
@@ -294,7 +305,7 @@ def traversal(
     z = base.repeat(len(dims), steps, 1)
     for row, d in enumerate(dims):
         z[row, :, d] = values
-    x = vae.decode(z.reshape(-1, vae.z_dim), **decode_side).mean.cpu()
+    x = _on_unit_scale(vae, vae.decode(z.reshape(-1, vae.z_dim), **decode_side).mean.cpu())
     title = f"latent traversal: rows = dims {dims}, z_d from {-span:g} to {span:g}"
     return _single(x, steps, title)
 
