@@ -1,9 +1,10 @@
 """Print the documentation's markdown tables (docs/evaluation.md, docs/compression.md,
-docs/model-and-guide.md) from ``benchmarks/results/*.json``.
+docs/model-and-guide.md, docs/disentanglement.md) from ``benchmarks/results/*.json``.
 
     python benchmarks/tables.py                    # all tables
     python benchmarks/tables.py ood                # one: likelihood, semisupervised, compression,
-                                                   # ood, anomaly_mnist
+                                                   # ood, anomaly_mnist, disentanglement,
+                                                   # inference_gaps
     python benchmarks/tables.py --results DIR      # from another results folder
 
 Each row says its epochs and the machine (and date) that measured it, so a table can be
@@ -13,6 +14,7 @@ pasted into those pages as it is. A file that is missing is said in one line.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -204,12 +206,92 @@ def anomaly_mnist(folder: Path) -> list[str]:
     return out
 
 
+DISENTANGLEMENT_ROWS = {
+    "vae": "VAE",
+    "beta_vae": "β-VAE (β = 4)",
+    "beta_tcvae": "β-TCVAE (β = 6)",
+    "factor_vae": "FactorVAE (γ = 6.4)",
+}
+#: The metrics of pyvae.disentanglement.scores, by their column titles.
+DISENTANGLEMENT_METRICS = {
+    "mig": "MIG",
+    "dci_disentanglement": "DCI D",
+    "dci_completeness": "DCI C",
+    "dci_informativeness": "DCI I",
+    "sap": "SAP",
+    "factor_vae": "FactorVAE metric",
+    "beta_vae": "β-VAE metric",
+}
+
+
+def _mean_sd(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{mean:.3f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def disentanglement(folder: Path) -> list[str]:
+    """One line per model: each metric's mean ± sd over the seeds, the test ELBO, the
+    epochs and the training minutes per run."""
+    rows = _rows(folder, "disentanglement")
+    if rows is None:
+        return [f"(no {folder / 'disentanglement.json'})"]
+    metrics = [m for m in DISENTANGLEMENT_METRICS if any(m in r for r in rows)]
+    out = [
+        "| model | seeds | "
+        + " | ".join(DISENTANGLEMENT_METRICS[m] for m in metrics)
+        + " | test ELBO (nats) | epochs | min per run | machine |",
+        "|---" * (len(metrics) + 6) + "|",
+    ]
+    models = [m for m in DISENTANGLEMENT_ROWS if any(r["model"] == m for r in rows)]
+    for model in models + sorted({r["model"] for r in rows} - set(DISENTANGLEMENT_ROWS)):
+        mine = [r for r in rows if r["model"] == model]
+        cells = [_mean_sd([r[m] for r in mine if m in r]) for m in metrics]
+        minutes = sum(r["train_seconds"] for r in mine) / len(mine) / 60
+        epochs = sorted({r["epochs"] for r in mine})
+        out.append(
+            f"| {DISENTANGLEMENT_ROWS.get(model, model)} | {len(mine)} | "
+            + " | ".join(cells)
+            + f" | {_mean_sd([r['test_elbo'] for r in mine])} | "
+            f"{', '.join(map(str, epochs))} | {minutes:.1f} | {_when(mine[0])} |"
+        )
+    return out
+
+
+def _plus_minus(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.2f} ± {row[key + '_se']:.2f}"
+
+
+def inference_gaps(folder: Path) -> list[str]:
+    rows = _rows(folder, "inference_gaps")
+    if rows is None:
+        return [f"(no {folder / 'inference_gaps.json'})"]
+    out = [
+        "| model | epochs | test images | log p(x) | ELBO, optimal q | ELBO, encoder's q | "
+        "approximation gap | amortization gap | refined q (steps): ELBO | IS log p(x) | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: r.get("epochs", 0)):
+        pm = functools.partial(_plus_minus, r)
+        out.append(
+            f"| {r['model']} | {r['epochs']} | {r['n']} | {pm('log_likelihood')} | "
+            f"{pm('elbo_optimal')} | {pm('elbo_amortized')} | **{pm('approximation_gap')}** | "
+            f"**{pm('amortization_gap')}** | ({r['refine_steps']}) {pm('refined_elbo')} | "
+            f"{pm('refined_log_likelihood')} | {_when(r)} |"
+        )
+    return out
+
+
 TABLES = {
     "likelihood": likelihood,
     "semisupervised": semisupervised,
     "compression": compression,
     "ood": ood,
     "anomaly_mnist": anomaly_mnist,
+    "disentanglement": disentanglement,
+    "inference_gaps": inference_gaps,
 }
 
 

@@ -20,14 +20,17 @@ from . import (
     data,
     disentanglement,
     evaluate,
+    factor_vae,
     hierarchical,
     iwae,
     likelihoods,
     models,
     nets,
+    posterior,
     posteriors,
     priors,
     semisupervised,
+    tcvae,
 )
 from ._version import __version__
 from .capabilities import CapabilityError
@@ -35,6 +38,7 @@ from .io import load, save
 from .likelihoods import LIKELIHOODS
 from .models import VAE, ConditionalVAE, SemiSupervisedVAE
 from .nets import NETS
+from .posterior import posterior_samples
 from .priors import PRIORS
 from .train import fit
 
@@ -64,15 +68,19 @@ __all__ = [
     "data",
     "disentanglement",
     "evaluate",
+    "factor_vae",
     "hierarchical",
     "iwae",
     "models",
+    "posterior",
+    "posterior_samples",
     "posteriors",
     "priors",
     "likelihoods",
     "nets",
     "plots",
     "semisupervised",
+    "tcvae",
     "PRIORS",
     "LIKELIHOODS",
     "NETS",

@@ -25,6 +25,16 @@ name                       the VAE supports ...
                            ``"reconstruction"`` anomaly scores: every site of the model and
                            guide lies in the plate ``"data"`` over the batch
 ``anomaly.latent``         the ``"latent"`` anomaly score, -log p(E[z|x])
+``tc_decomposition``       :class:`~pyvae.tcvae.BetaTCELBO`: one latent site z whose
+                           posterior factorises over its dimensions, in the plate ``"data"``
+``factor_vae``             :class:`~pyvae.factor_vae.FactorVAELoss`: one latent site z in
+                           the plate ``"data"``
+``posterior_inference``    per-item posterior inference on the model's one latent site
+                           ``"z"``: :func:`pyvae.evaluate.inference_gaps`,
+                           :func:`pyvae.posterior_samples` (NUTS),
+                           ``vae.encode(x, refine_steps=...)`` and
+                           :func:`pyvae.plots.posterior_comparison`; needs a diagonal normal
+                           q(z|x) from ``_q_params`` and a continuous z alone
 ``plots.samples``          :func:`pyvae.plots.samples`
 ``plots.reconstructions``  :func:`pyvae.plots.reconstructions`
 ``plots.traversal``        :func:`pyvae.plots.traversal`
@@ -56,6 +66,9 @@ __all__ = [
     "LOG_LIKELIHOOD",
     "EVALUATE",
     "ANOMALY_LATENT",
+    "TC_DECOMPOSITION",
+    "FACTOR_VAE",
+    "POSTERIOR_INFERENCE",
     "PLOTS_SAMPLES",
     "PLOTS_RECONSTRUCTIONS",
     "PLOTS_TRAVERSAL",
@@ -84,6 +97,9 @@ CLOSED_FORM_KL = "closed_form_kl"
 LOG_LIKELIHOOD = "log_likelihood"
 EVALUATE = "evaluate"
 ANOMALY_LATENT = "anomaly.latent"
+TC_DECOMPOSITION = "tc_decomposition"
+FACTOR_VAE = "factor_vae"
+POSTERIOR_INFERENCE = "posterior_inference"
 PLOTS_SAMPLES = "plots.samples"
 PLOTS_RECONSTRUCTIONS = "plots.reconstructions"
 PLOTS_TRAVERSAL = "plots.traversal"
@@ -114,6 +130,10 @@ DESCRIPTIONS: dict[str, str] = {
     LOG_LIKELIHOOD: "the importance-sampled log-likelihood (vae.log_likelihood)",
     EVALUATE: "pyvae.evaluate's scores from Pyro traces (log_weights, elbo_terms, ...)",
     ANOMALY_LATENT: "the 'latent' anomaly score (pyvae.anomaly.score)",
+    TC_DECOMPOSITION: "the beta-TCVAE objective (pyvae.tcvae.BetaTCELBO)",
+    FACTOR_VAE: "the FactorVAE objective (pyvae.factor_vae.FactorVAELoss)",
+    POSTERIOR_INFERENCE: "per-item posterior inference (inference_gaps, posterior_samples, "
+    "encode(refine_steps=...))",
     PLOTS_SAMPLES: "pyvae.plots.samples",
     PLOTS_RECONSTRUCTIONS: "pyvae.plots.reconstructions",
     PLOTS_TRAVERSAL: "pyvae.plots.traversal",
@@ -129,6 +149,8 @@ FEATURES = frozenset(DESCRIPTIONS)
 #: that overrides either, unless it declares them again.
 MODEL_DEPENDENT = frozenset(
     {FAST_PATH, CUDA_GRAPH, DISTRIBUTED, LOSSLESS, CLOSED_FORM_KL, ANOMALY_LATENT}
+    | {TC_DECOMPOSITION, FACTOR_VAE}
+    | {POSTERIOR_INFERENCE}
 )
 
 

@@ -1,5 +1,5 @@
 """Evaluation: importance-sampled log-likelihood, the ELBO's two terms, bits per dimension,
-active latent units and KL per latent dimension.
+active latent units, KL per latent dimension and the inference gaps of q(z|x).
 
 The numbers come from the one estimator, :mod:`pyvae.models.estimator`: Pyro traces of
 ``vae.guide`` and ``vae.model`` run inside an extra ``pyro.plate("particles", S,
@@ -15,11 +15,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pyro.distributions as dist
 import torch
 
-from .capabilities import CLOSED_FORM_KL, EVALUATE
-from .checks import finite_or_raise
+from .capabilities import CLOSED_FORM_KL, EVALUATE, POSTERIOR_INFERENCE
+from .checks import check_int, check_number, finite_or_raise
 from .models.estimator import MAX_ELEMENTS, per_item, scorer
+from .posterior import proposal_bounds, refine
 
 __all__ = [
     "log_weights",
@@ -28,6 +30,7 @@ __all__ = [
     "bits_per_dim",
     "active_units",
     "kl_per_dim",
+    "inference_gaps",
     "MAX_ELEMENTS",
 ]
 
@@ -118,3 +121,56 @@ def kl_per_dim(vae, data: Any, **side: Any) -> torch.Tensor:
     q = vae.encode(data, **side).base_dist
     p = torch.distributions.Normal(base.loc.expand(q.loc.shape), base.scale.expand(q.loc.shape))
     return torch.distributions.kl_divergence(q, p).mean(0)
+
+
+def inference_gaps(
+    vae,
+    data: Any,
+    num_samples: int = 1000,
+    steps: int = 300,
+    lr: float = 0.1,
+    num_particles: int = 8,
+    batch_size: int = 100,
+    **side: Any,
+) -> dict[str, torch.Tensor]:
+    """How good is q(z|x)? The inference gaps of each item (Cremer, Li & Duvenaud 2018),
+    in nats, each of shape ``(N,)``:
+
+    - ``elbo_amortized``: the ELBO of the encoder's q(z|x);
+    - ``elbo_optimal``: the ELBO of the best diagonal Gaussian for the item, fitted by
+      ``steps`` steps of SVI from the encoder's (:func:`pyvae.posterior.refine`, with
+      ``num_particles`` draws a step and learning rate ``lr``), ``batch_size`` items in
+      one SVI over local ``(B, z_dim)`` parameters; the encoder's q where that scores
+      higher (SVI's Monte Carlo noise can end a little below a start that was optimal);
+    - ``log_likelihood``: importance-sampled log p(x) with that optimal Gaussian as the
+      proposal (as Cremer et al. use their optimised q), and
+      ``log_likelihood_amortized``, the same with the encoder's q (``vae.log_likelihood``'s
+      estimate); each a stochastic lower bound on log p(x);
+    - ``approximation_gap = log_likelihood - elbo_optimal`` (the family's limit, the KL
+      from the best Gaussian to p(z|x)) and ``amortization_gap = elbo_optimal -
+      elbo_amortized`` (the encoder's share).
+
+    Every bound is estimated with ``num_samples`` draws per item. ``side``: a variant's
+    side information by name, if not in ``data``'s targets.
+    """
+    vae.require(POSTERIOR_INFERENCE, instead="use elbo_terms and log_likelihood")
+    num_samples = check_int("num_samples", num_samples)
+    steps, num_particles = check_int("steps", steps, 0), check_int("num_particles", num_particles)
+    lr = check_number("lr", lr, above=0)
+    keys = ("elbo_amortized", "elbo_optimal", "log_likelihood_amortized", "log_likelihood")
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    for xb, sb in vae._batches(data, batch_size, validate_support=True, **side):
+        with torch.no_grad():
+            amortized = dist.Normal(*vae._q_params(xb, **sb)).to_event(1)
+        fitted = refine(vae, xb, steps, lr, num_particles, start=amortized, **sb)
+        a = proposal_bounds(vae, xb, amortized, num_samples, **sb)
+        o = proposal_bounds(vae, xb, fitted, num_samples, **sb)
+        kept = o.elbo >= a.elbo  # the best Gaussian found: SVI's noise may end below its start
+        values = (a.elbo, torch.where(kept, o.elbo, a.elbo), a.log_likelihood)
+        values += (torch.where(kept, o.log_likelihood, a.log_likelihood),)
+        for key, value in zip(keys, values, strict=True):
+            out[key].append(finite_or_raise(value, key.replace("_", " ")))
+    gaps = {k: torch.cat(v) for k, v in out.items()}
+    gaps["approximation_gap"] = gaps["log_likelihood"] - gaps["elbo_optimal"]
+    gaps["amortization_gap"] = gaps["elbo_optimal"] - gaps["elbo_amortized"]
+    return gaps

@@ -28,6 +28,7 @@ from .capabilities import (
     PLOTS_RECONSTRUCTIONS,
     PLOTS_SAMPLES,
     PLOTS_TRAVERSAL,
+    POSTERIOR_INFERENCE,
 )
 from .data import as_tensor, source, targets
 
@@ -43,6 +44,7 @@ __all__ = [
     "history",
     "run_figures",
     "rate_distortion",
+    "posterior_comparison",
     "slerp",
 ]
 
@@ -68,6 +70,16 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     if _is_image(tuple(x.shape[1:])) and x.numel() and float(x.max()) > 1:
         if bool((x == x.round()).all()):
             return x / 255.0
+    return x
+
+
+def _on_unit_scale(vae, x: torch.Tensor) -> torch.Tensor:
+    """Values of ``vae``'s likelihood divided by the top of its integer support (255 for
+    the 8-bit likelihoods, whose means are fractional grey levels), so images draw on
+    [0, 1]; values of any other likelihood as they are."""
+    top = getattr(vae.likelihood.support, "upper_bound", None)
+    if isinstance(top, int) and top > 1:
+        return x.detach().float() / top
     return x
 
 
@@ -150,7 +162,7 @@ def _generated(vae, n: int, mean: bool, side: dict[str, Any]) -> tuple[torch.Ten
             )
         side = {name: torch.arange(n) % classes}
         nrow, title = classes, f"samples from the prior, one column per class ({name})"
-    return vae.sample(n, mean=mean, **side), nrow, title
+    return _on_unit_scale(vae, vae.sample(n, mean=mean, **side)), nrow, title
 
 
 def _generation_side(vae, data: Any, side: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +205,8 @@ def _with_reconstructions(
     scale for images."""
     x, side = _first(vae, data, n, side)
     x = x.float()
-    return _unit(x), _unit(vae.reconstruct(x, **side))
+    recon = vae.reconstruct(x, **side)
+    return _unit(_on_unit_scale(vae, x)), _unit(_on_unit_scale(vae, recon))
 
 
 def reconstructions(vae, data: Any, n: int = 16, **side: Any) -> Figure:
@@ -292,7 +305,7 @@ def traversal(
     z = base.repeat(len(dims), steps, 1)
     for row, d in enumerate(dims):
         z[row, :, d] = values
-    x = vae.decode(z.reshape(-1, vae.z_dim), **decode_side).mean.cpu()
+    x = _on_unit_scale(vae, vae.decode(z.reshape(-1, vae.z_dim), **decode_side).mean.cpu())
     title = f"latent traversal: rows = dims {dims}, z_d from {-span:g} to {span:g}"
     return _single(x, steps, title)
 
@@ -476,3 +489,62 @@ def run_figures(vae, hist: dict, data: Any) -> dict[str, Figure]:
     if targets(data) is not None:
         figures["latent_space"] = latent_space(vae, data)
     return figures
+
+
+def _ellipses(ax, q, item: int, dims: tuple[int, int], colour: str, label: str) -> None:
+    """The 1- and 2-sigma ellipses of item ``item``'s diagonal Gaussian ``q`` in ``dims``."""
+    from matplotlib.patches import Ellipse
+
+    base = q.base_dist if hasattr(q, "base_dist") else q
+    loc = base.loc[item, list(dims)].cpu().numpy()
+    scale = base.scale[item, list(dims)].cpu().numpy()
+    for k, style in ((1, "-"), (2, "--")):
+        ax.add_patch(
+            Ellipse(loc, 2 * k * scale[0], 2 * k * scale[1], fill=False, color=colour,
+                    linestyle=style, linewidth=1.5, label=label if k == 1 else None)
+        )  # fmt: skip
+    ax.plot(*loc, marker="+", color=colour, markersize=10)
+
+
+def posterior_comparison(
+    vae,
+    x: Any,
+    samples: Any,
+    dims: tuple[int, int] = (0, 1),
+    qs: dict[str, Any] | None = None,
+    max_items: int = 6,
+    **side: Any,
+) -> Figure:
+    """The exact posterior p(z|x) against Gaussian approximations, one panel per item (at
+    most ``max_items``): a scatter of MCMC draws ``samples`` ``(S, B, z_dim)`` (or the
+    :class:`pyvae.posterior.PosteriorSamples` of :func:`pyvae.posterior_samples`) in the
+    latent coordinates ``dims``, and the 1- and 2-sigma ellipses (solid, dashed) of each
+    diagonal Gaussian of ``qs`` (``{label: q}``, batch ``(B,)``; default: the encoder's
+    q(z|x) of ``x``). ``side``: a variant's side information by name."""
+    vae.require(POSTERIOR_INFERENCE)
+    draws = getattr(samples, "samples", samples)
+    draws = torch.as_tensor(draws).detach().cpu()
+    if draws.dim() != 3 or draws.shape[-1] != vae.z_dim:
+        raise ValueError(
+            f"samples must have shape (S, B, {vae.z_dim}) (draws, items, z_dim), got "
+            f"{tuple(draws.shape)}"
+        )
+    if len(dims) != 2 or not all(0 <= int(d) < vae.z_dim for d in dims) or dims[0] == dims[1]:
+        raise ValueError(f"dims must be two distinct latent dimensions in 0..{vae.z_dim - 1}")
+    if qs is None:
+        qs = {"q(z|x), the encoder's": vae.encode(x, **side)}
+    n = min(draws.shape[1], max_items)
+    fig = _Figure(figsize=(3.2 * n + 0.4, 3.4))
+    axes = np.atleast_1d(fig.subplots(1, n, squeeze=False)[0])
+    for i, ax in enumerate(axes):
+        ax.scatter(draws[:, i, dims[0]], draws[:, i, dims[1]], s=3, alpha=0.35, color="0.3",
+                   label="p(z|x), MCMC draws" if i == 0 else None)  # fmt: skip
+        for j, (label, q) in enumerate(qs.items()):
+            _ellipses(ax, q, i, dims, f"C{j}", label if i == 0 else None)
+        ax.set_title(f"item {i}")
+        ax.set_xlabel(f"z_{dims[0]}")
+        ax.set_ylabel(f"z_{dims[1]}" if i == 0 else "")
+        ax.autoscale_view()
+    fig.legend(loc="lower center", ncol=1 + len(qs), fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig

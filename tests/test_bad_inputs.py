@@ -30,6 +30,8 @@ from helpers import small_vae
 
 from pyvae import VAE, _files, likelihoods, load, nets, priors
 from pyvae.checkpoint import load_checkpoint
+from pyvae.factor_vae import FactorVAELoss
+from pyvae.tcvae import BetaTCELBO
 
 Make = Callable[[Path], Callable[[], Any]]
 
@@ -876,6 +878,25 @@ def _elbo_with_a_negative_scale(folder: Path) -> Callable[[], Any]:
     return lambda: vae.elbo(torch.zeros(3, 1, 8, 8))
 
 
+def _posterior(what: str, **kwargs: Any) -> Make:
+    """A case: a per-item posterior call (gaps, refinement, NUTS, its plot) with ``kwargs``
+    on a small VAE; the bad argument is refused before any SVI or MCMC step."""
+    from pyvae import evaluate, plots, posterior_samples
+
+    def make(folder: Path) -> Callable[[], Any]:
+        vae, x = _small(), torch.zeros(3, 1, 8, 8)
+        if what == "gaps":
+            return lambda: evaluate.inference_gaps(vae, x, **kwargs)
+        if what == "encode":
+            return lambda: vae.encode(x, **kwargs)
+        if what == "nuts":
+            return lambda: posterior_samples(vae, x, **kwargs)
+        samples = kwargs.pop("samples", torch.zeros(5, 3, 2))
+        return lambda: plots.posterior_comparison(vae, x, samples, **kwargs)
+
+    return make
+
+
 def _fitting(**kwargs: Any) -> Make:
     from pyvae import fit
 
@@ -1128,6 +1149,78 @@ API = [
     ),
     pytest.param(
         _fitting(epochs=-1), ValueError, "epochs must be an integer >= 0", id="fit-epochs-negative"
+    ),
+    pytest.param(
+        lambda folder: lambda: BetaTCELBO(estimator="mwss"),
+        ValueError,
+        "estimator must be one of ('mws', 'mss')",
+        id="betatc-estimator",
+    ),
+    pytest.param(
+        lambda folder: lambda: BetaTCELBO(beta=-1), ValueError, "beta must be", id="betatc-beta"
+    ),
+    pytest.param(
+        lambda folder: lambda: FactorVAELoss(3, gamma=INF),
+        ValueError,
+        "gamma must be",
+        id="factorvae-gamma-inf",
+    ),
+    pytest.param(
+        lambda folder: lambda: FactorVAELoss(0), ValueError, "z_dim must be", id="factorvae-z-dim"
+    ),
+    pytest.param(
+        _fitting(elbo=FactorVAELoss(5)),
+        ValueError,
+        ("the discriminator takes z_dim=5, the VAE has z_dim=2", "FactorVAELoss(2, ...)"),
+        id="factorvae-other-z-dim",
+    ),
+    pytest.param(
+        _posterior("gaps", steps=-1), ValueError, "steps must be an integer >= 0", id="gaps-steps"
+    ),
+    pytest.param(
+        _posterior("gaps", lr=0.0), ValueError, "lr must be a finite number > 0", id="gaps-lr-0"
+    ),
+    pytest.param(
+        _posterior("gaps", num_samples=0),
+        ValueError,
+        "num_samples must be an integer >= 1",
+        id="gaps-num-samples-0",
+    ),
+    pytest.param(
+        _posterior("encode", refine_steps=2.5),
+        ValueError,
+        "refine_steps must be an integer >= 0",
+        id="encode-refine-steps-float",
+    ),
+    pytest.param(
+        _posterior("encode", refine_steps=3, refine_lr=INF),
+        ValueError,
+        "refine_lr must be a finite number > 0",
+        id="encode-refine-lr-inf",
+    ),
+    pytest.param(
+        _posterior("nuts", method="gibbs"),
+        ValueError,
+        "method must be one of ['nuts', 'hmc']",
+        id="nuts-method-unknown",
+    ),
+    pytest.param(
+        _posterior("nuts", num_samples=2),
+        ValueError,
+        "num_samples must be an integer >= 4",
+        id="nuts-num-samples-2",
+    ),
+    pytest.param(
+        _posterior("plot", samples=torch.zeros(5, 2)),
+        ValueError,
+        "samples must have shape (S, B, 2)",
+        id="posterior-plot-samples-2d",
+    ),
+    pytest.param(
+        _posterior("plot", dims=(0, 0)),
+        ValueError,
+        "dims must be two distinct latent dimensions",
+        id="posterior-plot-dims-same",
     ),
     pytest.param(_decoding_nan, ValueError, "NaN or infinite", id="decode-nan-z"),
     pytest.param(_encoding_with_a_negative_scale, ValueError, "scale", id="encode-negative-scale"),

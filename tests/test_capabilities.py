@@ -31,15 +31,18 @@ from pyvae import (
     fit,
     load,
     plots,
+    posterior_samples,
     priors,
 )
 from pyvae import capabilities as caps
 from pyvae.capabilities import CapabilityError
 from pyvae.cuda_graph import capturable
 from pyvae.data import UNLABELLED, ArrayDataset
+from pyvae.factor_vae import FactorVAELoss
 from pyvae.hierarchical import HierarchicalVAE
 from pyvae.objectives import DirectELBO
 from pyvae.posteriors import IAFVAE, LowRankVAE
+from pyvae.tcvae import BetaTCELBO
 
 SHAPE = (1, 8, 8)
 N = 32
@@ -212,6 +215,27 @@ class CapabilityBattery:
             for (k, a), b in pairs:
                 assert torch.allclose(a, b, atol=1e-6), k
 
+    @pytest.mark.parametrize(
+        "feature, make",
+        [(caps.TC_DECOMPOSITION, lambda vae: BetaTCELBO(beta=6)),
+         (caps.FACTOR_VAE, lambda vae: FactorVAELoss(vae.z_dim, hidden=(8,)))],
+    )  # fmt: skip
+    def test_disentangling_objectives(self, vae, data, x, feature, make):
+        """Through fit (refused before any work) and through the objective alone."""
+        before = snapshot(vae)
+
+        def run():
+            hist = fit(vae, data, epochs=1, batch_size=16, elbo=make(vae), progress=False)
+            return hist, make(vae).loss(vae.model, vae.guide, x[:8], num_data=N)
+
+        out = self.cell(vae, feature, run)
+        if out is not None:
+            hist, loss = out
+            assert math.isfinite(hist["train_elbo"][0]) and math.isfinite(loss)
+            assert not same_state(before, snapshot(vae))
+        else:
+            self.cell(vae, feature, lambda: make(vae).loss(vae.model, vae.guide, x[:8]))
+
     # ------------------------------------------------------------------ using a VAE
     def test_encode_decode_sample_reconstruct(self, vae, data, labels):
         side = self.decode_side(labels)
@@ -338,6 +362,26 @@ class CapabilityBattery:
         fig = self.cell(vae, caps.PLOTS_LATENT_SPACE, lambda: plots.latent_space(vae, data))
         if fig is not None:
             assert isinstance(fig, Figure) and fig.axes
+
+    # ------------------------------------------------------------------ posterior
+    def test_posterior_inference(self, vae, x, labels):
+        """Gaps, refinement and NUTS where declared; else each refused before any work."""
+        xb, side = x[:4], {k: v[:4] for k, v in self.side(labels).items()}
+        calls = {
+            "gaps": lambda: evaluate.inference_gaps(vae, xb, num_samples=8, steps=2, **side),
+            "nuts": lambda: posterior_samples(vae, xb[:2], num_samples=4, warmup_steps=2),
+            "plot": lambda: plots.posterior_comparison(vae, xb[:2], torch.zeros(4, 2, 2)),
+            "refine": lambda: vae.encode(xb, refine_steps=2, **side),
+        }
+        out = {name: self.cell(vae, caps.POSTERIOR_INFERENCE, call) for name, call in calls.items()}
+        if not vae.supports(caps.POSTERIOR_INFERENCE):
+            assert set(out.values()) == {None}
+            return
+        assert all(torch.isfinite(v).all() and v.shape == (4,) for v in out["gaps"].values())
+        assert out["nuts"].samples.shape == (4, 2, vae.z_dim)
+        assert isinstance(out["plot"], Figure)
+        refined = out["refine"]
+        assert type(refined) is type(vae.encode(xb, **side)) and refined.batch_shape == (4,)
 
     # ------------------------------------------------------------------ compression
     def test_latent_codes(self, vae, data):

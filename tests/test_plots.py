@@ -6,6 +6,7 @@ import warnings
 
 import matplotlib.image
 import numpy as np
+import pyro
 import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -589,5 +590,24 @@ def test_public_functions_are_covered():
         "history",
         "run_figures",
         "rate_distortion",
+        "posterior_comparison",  # tested in test_posterior_quality.py
         "slerp",
     }
+
+
+@pytest.mark.parametrize("likelihood", ["beta_binomial", "discretized_logistic"])
+def test_8bit_means_are_drawn_on_the_unit_scale_not_clipped(likelihood):
+    """An 8-bit likelihood's means are fractional grey levels (0..255): the plots divide
+    them by 255 instead of clipping them to 1 (all white)."""
+    from pyvae.plots import _generated, _with_reconstructions
+
+    pyro.set_rng_seed(0)
+    vae = VAE.build((1, 8, 8), 2, likelihood=likelihood)
+    x = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    shown, recon = _with_reconstructions(vae, x, 4, {})
+    assert torch.equal(shown, x.float() / 255)
+    pyro.set_rng_seed(1)
+    expected = vae.reconstruct(x.float()) / 255
+    assert torch.allclose(recon, expected) and 0 < recon.min() and recon.max() < 1
+    generated, _, _ = _generated(vae, 4, True, {})
+    assert 0 <= generated.min() and generated.max() <= 1

@@ -29,11 +29,14 @@ from ..capabilities import (
     DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
+    FACTOR_VAE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
     LOSSLESS,
     PLOTS,
+    POSTERIOR_INFERENCE,
+    TC_DECOMPOSITION,
 )
 from ..checks import check_finite, check_int
 from ._shared import check_batch, kl_weighted
@@ -97,6 +100,12 @@ class ConditionalVAE(VAE):
         CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
         LATENT_CODES: "the codes do not carry the context c that decoding them needs",
         DISENTANGLEMENT: "its codes are read with the context c, which the metrics do not see",
+        TC_DECOMPOSITION: "its model and guide take the context c; the objective is checked "
+        "on a plain VAE only",
+        FACTOR_VAE: "its model and guide take the context c; the objective is checked on a "
+        "plain VAE only",
+        POSTERIOR_INFERENCE: "its posterior is p(z|x, c), and the refinement and NUTS are "
+        "checked on a plain VAE only",
     }
 
     def __init__(

@@ -37,11 +37,14 @@ from ..capabilities import (
     DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
+    FACTOR_VAE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
     LOSSLESS,
     PLOTS,
+    POSTERIOR_INFERENCE,
+    TC_DECOMPOSITION,
 )
 from ..checks import check_int
 from ..nets import MLPEncoder
@@ -80,6 +83,10 @@ class HierarchicalVAE(VAE):
         CLOSED_FORM_KL: "its KL term is over two layers, p(z1|z2) p(z2)",
         ANOMALY_LATENT: "its prior is over z2, not over the code z1 that encode gives",
         DISENTANGLEMENT: "its code has two layers, z1 and z2, and encode gives z1 alone",
+        TC_DECOMPOSITION: "it has two latent sites, z1 and z2; the objective decomposes one",
+        FACTOR_VAE: "it has two latent sites, z1 and z2; the discriminator sees one",
+        POSTERIOR_INFERENCE: "its posterior is over two layers, z1 and z2; the refinement and "
+        "NUTS work on one latent site",
     }
 
     def __init__(

@@ -45,11 +45,14 @@ from ..capabilities import (
     DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
+    FACTOR_VAE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
     LOSSLESS,
     PLOTS,
+    POSTERIOR_INFERENCE,
+    TC_DECOMPOSITION,
 )
 from ..checks import check_int, finite_or_raise
 from ..config import Configurable
@@ -194,6 +197,11 @@ class PosteriorVAE(VAE):
         CLOSED_FORM_KL: "its q(z|x) is not a diagonal normal",
         DISENTANGLEMENT: "its E[z|x] is a Monte Carlo estimate (an IAF has no closed-form "
         "mean), and the metrics need the exact posterior means",
+        TC_DECOMPOSITION: "its q(z|x) does not factorise over the latent dimensions, which "
+        "the decomposition's estimator needs",
+        FACTOR_VAE: "its guide is not a plain VAE's; the objective is checked on a plain VAE only",
+        POSTERIOR_INFERENCE: "its q(z|x) is not the diagonal normal that the refinement starts "
+        "from and fits",
     }
 
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
@@ -300,8 +308,12 @@ class IAFVAE(PosteriorVAE):
         return self.flow(dist.Normal(loc, scale).to_event(1), context)
 
     @torch.no_grad()
-    def encode(self, x: Any, batch_size: int = 1024) -> dist.TorchDistribution:
-        """q(z|x) for each item: an :class:`IAFPosterior`, batch ``(N,)``, event ``(z_dim,)``."""
+    def encode(
+        self, x: Any, batch_size: int = 1024, *, refine_steps: int = 0, refine_lr: float = 5e-2
+    ) -> dist.TorchDistribution:
+        """q(z|x) for each item: an :class:`IAFPosterior`, batch ``(N,)``, event ``(z_dim,)``.
+        ``refine_steps`` other than 0 is refused (no ``"posterior_inference"``)."""
+        self.refuse_refinement(refine_steps)
         locs, scales, contexts = [], [], []
         for xb, _ in self._batches(x, batch_size):
             loc, scale, context = self.encoder.with_extra(self.likelihood.encoder_input(xb))
@@ -393,8 +405,12 @@ class LowRankVAE(PosteriorVAE):
         return dist.LowRankMultivariateNormal(loc, factor, scale**2)
 
     @torch.no_grad()
-    def encode(self, x: Any, batch_size: int = 1024) -> dist.LowRankMultivariateNormal:
-        """q(z|x) for each item: batch shape ``(N,)``, event shape ``(z_dim,)``."""
+    def encode(
+        self, x: Any, batch_size: int = 1024, *, refine_steps: int = 0, refine_lr: float = 5e-2
+    ) -> dist.LowRankMultivariateNormal:
+        """q(z|x) for each item: batch shape ``(N,)``, event shape ``(z_dim,)``.
+        ``refine_steps`` other than 0 is refused (no ``"posterior_inference"``)."""
+        self.refuse_refinement(refine_steps)
         qs = [self.posterior(xb) for xb, _ in self._batches(x, batch_size)]
         loc = finite_or_raise(torch.cat([q.loc for q in qs]), "the posterior mean")
         factor = torch.cat([q.cov_factor for q in qs])

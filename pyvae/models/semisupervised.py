@@ -46,11 +46,14 @@ from ..capabilities import (
     DISENTANGLEMENT,
     DISTRIBUTED,
     EVALUATE,
+    FACTOR_VAE,
     FAST_PATH,
     LATENT_CODES,
     LOG_LIKELIHOOD,
     LOSSLESS,
     PLOTS,
+    POSTERIOR_INFERENCE,
+    TC_DECOMPOSITION,
 )
 from ..checks import check_int, finite_or_raise
 from ..data import UNLABELLED, LabelledBatches, RandomOrder, batches, source
@@ -105,6 +108,12 @@ class SemiSupervisedVAE(ConditionalVAE):
         CLOSED_FORM_KL: "its q(z|x) is a mixture over the classes",
         ANOMALY_LATENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
         DISENTANGLEMENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
+        TC_DECOMPOSITION: "its latent is (y, z), with y enumerated; the objective decomposes "
+        "one continuous latent",
+        FACTOR_VAE: "its latent is (y, z), with y enumerated; the discriminator sees one "
+        "continuous latent",
+        POSTERIOR_INFERENCE: "its latent is (y, z) with a discrete y, which NUTS and the "
+        "Gaussian refinement cannot take",
         EVALUATE: "its sites lie in two plates, of the labelled and of the unlabelled items",
     }
 
@@ -361,10 +370,20 @@ class SemiSupervisedVAE(ConditionalVAE):
 
     # ------------------------------------------------------------------ using a trained M2
     @torch.no_grad()
-    def encode(self, x: Any, batch_size: int = 1024, y: Any = None) -> dist.MixtureSameFamily:
+    def encode(
+        self,
+        x: Any,
+        batch_size: int = 1024,
+        y: Any = None,
+        *,
+        refine_steps: int = 0,
+        refine_lr: float = 5e-2,
+    ) -> dist.MixtureSameFamily:
         """q(z|x) = sum_y q(y|x) q(z|x, y) for each item: a mixture over the classes
         (all weight on the label where it is known), batch shape ``(N,)``, event
-        ``(z_dim,)``; ``.mean`` is the posterior mean."""
+        ``(z_dim,)``; ``.mean`` is the posterior mean. ``refine_steps`` other than 0 is
+        refused (no ``"posterior_inference"``)."""
+        self.refuse_refinement(refine_steps)
         probs, locs, scales = [], [], []
         classes = self._one_hot(torch.arange(self.num_classes, device=self.device))
         for xb, sb in self._batches(x, batch_size, y=y):

@@ -26,6 +26,7 @@ from ..capabilities import (
     FAST_PATH,
     FEATURES,
     MODEL_DEPENDENT,
+    POSTERIOR_INFERENCE,
     CapabilityError,
     check_feature,
 )
@@ -437,17 +438,44 @@ class VAE(PyroModule):
 
     @torch.no_grad()
     @short_part_errors
-    def encode(self, x: Any, batch_size: int = 1024, **side: Any) -> dist.TorchDistribution:
+    def encode(
+        self,
+        x: Any,
+        batch_size: int = 1024,
+        *,
+        refine_steps: int = 0,
+        refine_lr: float = 5e-2,
+        **side: Any,
+    ) -> dist.TorchDistribution:
         """q(z|x) for each item of ``x``: a Normal with batch shape ``(N,)``, event ``(z_dim,)``.
 
-        ``side``: a variant's side information by name (e.g. ``c=...``), if not in ``x``'s
-        targets."""
+        ``refine_steps > 0``: semi-amortized inference (Kim et al. 2018) at test time:
+        each item's q is then refined from the encoder's by that many SVI steps with
+        learning rate ``refine_lr`` on its own loc and scale
+        (:func:`pyvae.posterior.refine`; needs ``"posterior_inference"``), a tighter ELBO
+        for the same family. ``side``: a variant's side information by name (e.g.
+        ``c=...``), if not in ``x``'s targets."""
+        from ..posterior import check_refinement, refine
+
+        if refine_steps:
+            check_refinement(self, refine_steps, refine_lr, prefix="refine_")
         locs, scales = [], []
-        for xb, sb in self._batches(x, batch_size, **side):
+        for xb, sb in self._batches(x, batch_size, validate_support=bool(refine_steps), **side):
             loc, scale = self._q_params(xb, **sb)
-            locs.append(finite_or_raise(loc, "the posterior mean"))
-            scales.append(positive_or_raise(finite_or_raise(scale, "the posterior scale")))
+            loc = finite_or_raise(loc, "the posterior mean")
+            scale = positive_or_raise(finite_or_raise(scale, "the posterior scale"))
+            if refine_steps:
+                q = refine(self, xb, refine_steps, refine_lr, start=dist.Normal(loc, scale), **sb)
+                loc, scale = q.base_dist.loc, q.base_dist.scale
+            locs.append(loc)
+            scales.append(scale)
         return dist.Normal(torch.cat(locs), torch.cat(scales)).to_event(1)
+
+    def refuse_refinement(self, refine_steps: int) -> None:
+        """For a subclass's own ``encode``: refuse ``refine_steps`` other than 0 unless the
+        class supports ``"posterior_inference"`` (its error names the class)."""
+        if refine_steps:
+            self.require(POSTERIOR_INFERENCE, instead="call encode without refine_steps")
 
     @torch.no_grad()
     @short_part_errors

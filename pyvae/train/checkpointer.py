@@ -179,6 +179,7 @@ class Checkpointer(NoCheckpoints):
             config=trainer.vae.config,
             state_dict=trainer.vae.state_dict(),
             optimizer=trainer.step.state_dict(),
+            objective=_objective(trainer).state_dict() if _stateful(trainer) else None,
             rng=rng,
             epoch=p.epoch - 1,
             step_count=p.step_count,
@@ -210,6 +211,13 @@ class Checkpointer(NoCheckpoints):
             self.settings = {**recorded, **self.settings}
         trainer.vae.load_state_dict(saved["state_dict"])
         trainer.step.load_state_dict(saved["optimizer"])
+        if _stateful(trainer):  # an objective with its own parameters (FactorVAE's critic)
+            if saved.get("objective") is None:
+                raise ValueError(
+                    f"{self.path} holds no state of the objective "
+                    f"{type(_objective(trainer)).__name__}; resume with the ELBO that wrote it"
+                )
+            _objective(trainer).load_state_dict(saved["objective"])
         trainer.history = saved["history"]
         position = Position(epoch=saved["epoch"] + 1, step_count=saved["step_count"])
         if saved.get("in_progress") is not None:
@@ -219,3 +227,13 @@ class Checkpointer(NoCheckpoints):
         trainer.position = position
         set_rng_state(saved["rng"])
         position.torch_rng = torch.get_rng_state()
+
+
+def _objective(trainer: Any) -> Any:
+    """The run's ELBO (the step's objective's)."""
+    return getattr(getattr(trainer.step, "objective", None), "elbo", None)
+
+
+def _stateful(trainer: Any) -> bool:
+    """Whether the run's ELBO has a state of its own to checkpoint (``state_dict``)."""
+    return callable(getattr(_objective(trainer), "state_dict", None))

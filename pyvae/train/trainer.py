@@ -77,6 +77,9 @@ class Trainer:
         """Check the data, start the strategy, seed, and choose the step and checkpointer."""
         if not isinstance(vae, VAE):
             raise TypeError(f"fit() trains a pyvae.VAE, got {type(vae).__name__}")
+        check = getattr(config.elbo, "check_vae", None)  # an objective that needs a kind
+        if callable(check):  # of VAE refuses another before any work
+            check(vae)
         x, transform, side = vae.checked_data(data)  # side: labels, context; {} for a VAE
         if val is not None:
             vae.checked_data(val)
