@@ -143,6 +143,7 @@ def test_disentanglement_recipe_runs_resumes_and_tabulates(tmp_path):
     assert "| FactorVAE (γ = 6.4) | 1 |" in table
 
 
+@needs_mnist
 def test_inference_gaps_recipe_runs_and_tabulates(tmp_path):
     command = [
         "benchmarks/inference_gaps.py",
