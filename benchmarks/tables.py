@@ -119,6 +119,10 @@ OOD_SCORES = {
     "complexity_zlib": "complexity, zlib",
     "complexity_bz2": "complexity, bz2",
     "complexity_png_fitted": "complexity, PNG, slope fitted on normal data",
+    "typical_log_likelihood": "two-sided: distance of -log p(x) from the normal mean",
+    "typical_complexity_png_fitted": "two-sided: distance of the fitted complexity from its mean",
+    "nll_or_complexity_png": "two one-sided tests: max of the z-scores of -log p(x) and "
+    "PNG complexity",
 }
 
 

@@ -169,3 +169,24 @@ def test_inference_gaps_recipe_runs_and_tabulates(tmp_path):
         sys.path.remove(str(ROOT / "benchmarks"))
     table = "\n".join(tables.inference_gaps(tmp_path / "results"))
     assert "| mlp-z4-1ep | 1 | 8 |" in table
+
+
+@pytest.mark.skipif(not (DATA / "MNIST" / "raw").exists(), reason="needs ../shared/data/MNIST")
+def test_anomaly_benchmark_writes_every_score_of_a_digit_and_skips_it_after(tmp_path):
+    command = [
+        "benchmarks/anomaly_mnist.py", "--root", str(DATA), "--digits", "1", "--epochs", "1",
+        "--n-train", "300", "--n-test", "300", "--n-fit", "100", "--num-samples", "2",
+        "--hidden", "16", "--results", str(tmp_path),
+    ]  # fmt: skip
+    run(*command)
+    rows = json.loads((tmp_path / "anomaly_mnist.json").read_text())["rows"]
+    assert {r["score"] for r in rows} >= {
+        "log_likelihood", "complexity_png_fitted", "typical_log_likelihood",
+        "nll_or_complexity_png",
+    }  # fmt: skip
+    assert all(r["digit"] == 1 and 0 <= r["auroc"] <= 1 for r in rows)
+    before = (tmp_path / "anomaly_mnist.json").read_text()
+    run(*command)  # the digit is finished: nothing is trained or written again
+    assert (tmp_path / "anomaly_mnist.json").read_text() == before
+    table = "\n".join(load_tables().anomaly_mnist(tmp_path))
+    assert "two one-sided tests" in table
