@@ -69,6 +69,11 @@ def _check_method(method: str) -> None:
         raise ValueError(f"unknown score {method!r}; valid scores: {', '.join(SCORES)}")
 
 
+def _check_false_positive_rate(rate: float) -> None:
+    if not 0 < rate < 1:
+        raise ValueError(f"false_positive_rate must be in (0, 1), got {rate!r}")
+
+
 def _check_side_models(method: str, background: Any, compressor: Any) -> None:
     """A score's background model or compressor: given where it is needed, only there."""
     if method == "likelihood_ratio" and background is None:
@@ -305,8 +310,7 @@ class Detector:
     ):
         _check_method(method)
         _check_side_models(method, background, compressor)
-        if not 0 < false_positive_rate < 1:
-            raise ValueError(f"false_positive_rate must be in (0, 1), got {false_positive_rate!r}")
+        _check_false_positive_rate(false_positive_rate)
         self.vae, self.method, self.num_samples = vae, method, num_samples
         self.background, self.compressor = background, compressor
         self.false_positive_rate = false_positive_rate
@@ -373,8 +377,7 @@ class TypicalityTest:
     ):
         vae.require(LOG_LIKELIHOOD, instead="use a VAE with an importance-sampled log p(x)")
         self.batch_size = check_int("batch_size", batch_size)
-        if not 0 < false_positive_rate < 1:
-            raise ValueError(f"false_positive_rate must be in (0, 1), got {false_positive_rate!r}")
+        _check_false_positive_rate(false_positive_rate)
         self.bootstraps = check_int("bootstraps", bootstraps)
         self.num_samples = check_int("num_samples", num_samples)
         self.seed = check_int("seed", seed, minimum=0)
