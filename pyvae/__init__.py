@@ -30,6 +30,7 @@ from . import (
     posteriors,
     priors,
     semisupervised,
+    stacked,
     tcvae,
 )
 from ._version import __version__
@@ -80,6 +81,7 @@ __all__ = [
     "nets",
     "plots",
     "semisupervised",
+    "stacked",
     "tcvae",
     "PRIORS",
     "LIKELIHOODS",

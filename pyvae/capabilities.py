@@ -43,6 +43,8 @@ name                       the VAE supports ...
 ``disentanglement``        :func:`pyvae.disentanglement.scores`: the disentanglement metrics
                            of the posterior means ``encode(x).mean``, exact, of a code ``z``
                            that the decoder reads alone
+``stacked``                :func:`pyvae.stacked.latent_features`: the items as their
+                           diagonal normal q(z|x) from ``encode`` (M1 of M1+M2)
 =========================  =================================================================
 
 The features in :data:`MODEL_DEPENDENT` rely on the class's own ``model`` and ``guide``
@@ -75,6 +77,7 @@ __all__ = [
     "PLOTS_INTERPOLATION",
     "PLOTS_LATENT_SPACE",
     "DISENTANGLEMENT",
+    "STACKED",
     "PLOTS",
     "FEATURES",
     "MODEL_DEPENDENT",
@@ -106,6 +109,7 @@ PLOTS_TRAVERSAL = "plots.traversal"
 PLOTS_INTERPOLATION = "plots.interpolation"
 PLOTS_LATENT_SPACE = "plots.latent_space"
 DISENTANGLEMENT = "disentanglement"
+STACKED = "stacked"
 
 #: The plots, all of them.
 PLOTS = frozenset(
@@ -140,6 +144,7 @@ DESCRIPTIONS: dict[str, str] = {
     PLOTS_INTERPOLATION: "pyvae.plots.interpolation",
     PLOTS_LATENT_SPACE: "pyvae.plots.latent_space",
     DISENTANGLEMENT: "the disentanglement metrics of the posterior means (pyvae.disentanglement)",
+    STACKED: "the latent codes as features for M1+M2 (pyvae.stacked.latent_features)",
 }
 
 #: Every feature name.

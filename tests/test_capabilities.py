@@ -33,6 +33,7 @@ from pyvae import (
     plots,
     posterior_samples,
     priors,
+    stacked,
 )
 from pyvae import capabilities as caps
 from pyvae.capabilities import CapabilityError
@@ -410,6 +411,12 @@ class CapabilityBattery:
             assert all(0 <= v <= 1 for v in out.values())
             assert out["mig"] == disentanglement.mig(vae.encode(data).mean, factors)
 
+    def test_stacked_features(self, vae, data):
+        out = self.cell(vae, caps.STACKED, lambda: stacked.latent_features(vae, data, draw=False))
+        if out is not None:
+            q = vae.encode(data)
+            assert torch.equal(out.data, q.mean) and torch.equal(out.targets, data.targets)
+
     def test_lossless_round_trip(self, vae, data, labels):
         pytest.importorskip("constriction")
         items = data.subset(slice(0, 3))
@@ -582,7 +589,7 @@ class TestIAFVAE(CapabilityBattery):
 
 class TestLowRankVAE(CapabilityBattery):
     vae_class = LowRankVAE
-    expected = TestIAFVAE.expected | {caps.DISENTANGLEMENT}
+    expected = TestIAFVAE.expected | {caps.DISENTANGLEMENT, caps.STACKED}
 
     def build(self):
         return LowRankVAE.build(SHAPE, z_dim=2, rank=1, **NET)
@@ -590,7 +597,7 @@ class TestLowRankVAE(CapabilityBattery):
 
 class TestHierarchicalVAE(CapabilityBattery):
     vae_class = HierarchicalVAE
-    expected = EVERYWHERE | {caps.EVALUATE, caps.DISTRIBUTED, caps.LATENT_CODES}
+    expected = EVERYWHERE | {caps.EVALUATE, caps.DISTRIBUTED, caps.LATENT_CODES, caps.STACKED}
 
     def build(self):
         return HierarchicalVAE.build(SHAPE, z_dim=2, z2_dim=2, hidden2=(8,), **NET)

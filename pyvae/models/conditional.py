@@ -36,6 +36,7 @@ from ..capabilities import (
     LOSSLESS,
     PLOTS,
     POSTERIOR_INFERENCE,
+    STACKED,
     TC_DECOMPOSITION,
 )
 from ..checks import check_finite, check_int
@@ -100,6 +101,7 @@ class ConditionalVAE(VAE):
         CUDA_GRAPH: "its step is not the fast path (DirectELBO) that CUDA graphs replay",
         LATENT_CODES: "the codes do not carry the context c that decoding them needs",
         DISENTANGLEMENT: "its codes are read with the context c, which the metrics do not see",
+        STACKED: "its codes are read with the context c, which M2 on the codes would not see",
         TC_DECOMPOSITION: "its model and guide take the context c; the objective is checked "
         "on a plain VAE only",
         FACTOR_VAE: "its model and guide take the context c; the objective is checked on a "

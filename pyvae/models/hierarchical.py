@@ -44,6 +44,7 @@ from ..capabilities import (
     LOSSLESS,
     PLOTS,
     POSTERIOR_INFERENCE,
+    STACKED,
     TC_DECOMPOSITION,
 )
 from ..checks import check_int
@@ -74,7 +75,7 @@ class HierarchicalVAE(VAE):
 
     parts = (*VAE.parts, "encoder2", "decoder2")
     capabilities = frozenset(
-        {CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD, EVALUATE} | PLOTS
+        {CHECKPOINT, DISTRIBUTED, LATENT_CODES, LOG_LIKELIHOOD, EVALUATE, STACKED} | PLOTS
     )
     unsupported = {
         FAST_PATH: "it has two latent layers, DirectELBO computes one",

@@ -52,6 +52,7 @@ from ..capabilities import (
     LOSSLESS,
     PLOTS,
     POSTERIOR_INFERENCE,
+    STACKED,
     TC_DECOMPOSITION,
 )
 from ..checks import check_int, finite_or_raise
@@ -197,6 +198,7 @@ class PosteriorVAE(VAE):
         CLOSED_FORM_KL: "its q(z|x) is not a diagonal normal",
         DISENTANGLEMENT: "its E[z|x] is a Monte Carlo estimate (an IAF has no closed-form "
         "mean), and the metrics need the exact posterior means",
+        STACKED: "its q(z|x) is not a diagonal normal, whose loc and scale the features hold",
         TC_DECOMPOSITION: "its q(z|x) does not factorise over the latent dimensions, which "
         "the decomposition's estimator needs",
         FACTOR_VAE: "its guide is not a plain VAE's; the objective is checked on a plain VAE only",
@@ -344,7 +346,7 @@ class LowRankVAE(PosteriorVAE):
     decodes its mean.
     """
 
-    capabilities = PosteriorVAE.capabilities | {DISENTANGLEMENT}  # its mean is exact
+    capabilities = PosteriorVAE.capabilities | {DISENTANGLEMENT, STACKED}  # mean, scale exact
     unsupported = {
         **PosteriorVAE.unsupported,
         LOSSLESS: "its q(z|x) has a full covariance, but the coder's buckets code each "

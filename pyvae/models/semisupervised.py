@@ -53,6 +53,7 @@ from ..capabilities import (
     LOSSLESS,
     PLOTS,
     POSTERIOR_INFERENCE,
+    STACKED,
     TC_DECOMPOSITION,
 )
 from ..checks import check_int, finite_or_raise
@@ -108,6 +109,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         CLOSED_FORM_KL: "its q(z|x) is a mixture over the classes",
         ANOMALY_LATENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
         DISENTANGLEMENT: "its latent is (y, z) and q(z|x) a mixture over the classes",
+        STACKED: "its q(z|x) is a mixture over the classes, not a diagonal normal",
         TC_DECOMPOSITION: "its latent is (y, z), with y enumerated; the objective decomposes "
         "one continuous latent",
         FACTOR_VAE: "its latent is (y, z), with y enumerated; the discriminator sees one "
