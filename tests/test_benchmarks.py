@@ -209,3 +209,13 @@ def test_semisupervised_m1m2_recipe_runs_and_its_baseline_classifies(tmp_path):
     # MNIST labels it is far above chance (it once saw them binarized twice: 12 %).
     assert done["baseline_accuracy"] > 0.5
     assert 0 <= done["accuracy"] <= 1
+
+
+def test_the_readme_summary_is_the_one_the_result_files_give():
+    """The README's results table is what ``tables.py readme`` prints from the committed
+    result files: a figure there cannot drift from its measurement."""
+    lines = load_tables().readme(ROOT / "benchmarks" / "results")
+    readme = (ROOT / "README.md").read_text()
+    assert len(lines) > 2
+    missing = [line for line in lines if line not in readme.splitlines()]
+    assert not missing, "README.md lacks: " + "\n".join(missing)
