@@ -589,7 +589,7 @@ class TestIAFVAE(CapabilityBattery):
 
 class TestLowRankVAE(CapabilityBattery):
     vae_class = LowRankVAE
-    expected = TestIAFVAE.expected | {caps.DISENTANGLEMENT, caps.STACKED}
+    expected = TestIAFVAE.expected | {caps.DISENTANGLEMENT}
 
     def build(self):
         return LowRankVAE.build(SHAPE, z_dim=2, rank=1, **NET)

@@ -31,14 +31,14 @@ def test_posterior_draw_is_loc_plus_scale_times_noise():
 
 def test_means_are_the_encoders_and_labels_are_kept(m1, items):
     semi = data.hide_labels(items, per_class=3, seed=1)
-    codes = stacked.latent_features(m1, semi, draw=False)
+    codes = stacked.latent_features(m1, semi)  # the means, by default
     q = m1.encode(semi)
     assert codes.shape == (3,) and codes.transform is None
     assert torch.equal(codes.data, q.mean) and torch.equal(codes.targets, semi.targets)
 
 
 def test_draws_are_fresh_and_follow_the_posterior(m1, items):
-    codes = stacked.latent_features(m1, items)  # draw=True
+    codes = stacked.latent_features(m1, items, draw=True)
     q = m1.encode(items)
     assert codes.shape == (2, 3)  # stored: [loc, scale] per item; read: one z
     first, second = codes[0][0], codes[0][0]
@@ -59,7 +59,9 @@ def test_m2_trains_on_the_codes_and_classifies_their_means(m1, items):
         likelihood=likelihoods.Gaussian(scale="decoder"),
         net_kwargs={"hidden": (8,)},
     )
-    history = fit(m2, stacked.latent_features(m1, semi), epochs=3, batch_size=20, progress=False)
+    history = fit(
+        m2, stacked.latent_features(m1, semi, draw=True), epochs=3, batch_size=20, progress=False
+    )
     assert len(history["train_elbo"]) == 3
     predicted = m2.predict(stacked.latent_features(m1, items, draw=False))
     assert predicted.shape == (40,) and set(predicted.tolist()) <= {0, 1}

@@ -346,7 +346,7 @@ class LowRankVAE(PosteriorVAE):
     decodes its mean.
     """
 
-    capabilities = PosteriorVAE.capabilities | {DISENTANGLEMENT, STACKED}  # mean, scale exact
+    capabilities = PosteriorVAE.capabilities | {DISENTANGLEMENT}  # its mean is exact
     unsupported = {
         **PosteriorVAE.unsupported,
         LOSSLESS: "its q(z|x) has a full covariance, but the coder's buckets code each "
