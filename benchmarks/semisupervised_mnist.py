@@ -239,7 +239,7 @@ def train_m1(args, train) -> pyvae.VAE:
     return m1
 
 
-def m1_codes(args, train, val, test):
+def m1_codes(args, train):
     """The m1m2 recipe's data: each image as its posterior under M1 (grey levels encoded),
     the training set as draws (``--draw``) or means, validation and test as means."""
     m1 = train_m1(args, train)
@@ -367,7 +367,7 @@ def main() -> None:
         f"{args.recipe}: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, "
         f"{args.activation}, {args.values} pixels, device {args.device}"
     )
-    inputs = m1_codes(args, train, val, test) if args.recipe == "m1m2" else None
+    inputs = m1_codes(args, train) if args.recipe == "m1m2" else None
     for labels in args.labels:
         if labels % 10:
             raise SystemExit(f"--labels must be multiples of 10 (per digit), got {labels}")

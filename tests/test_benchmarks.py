@@ -160,14 +160,7 @@ def test_inference_gaps_recipe_runs_and_tabulates(tmp_path):
     assert row["amortization_gap"] == pytest.approx(row["elbo_optimal"] - row["elbo_amortized"])
     assert row["amortization_gap"] >= 0  # the optimal q is the best of the fitted and the start
     assert row["refined_elbo"] > row["elbo_amortized"]  # 3 steps already help an untrained q
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_tables", TABLES)
-        tables = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tables)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    table = "\n".join(tables.inference_gaps(tmp_path / "results"))
+    table = "\n".join(load_tables().inference_gaps(tmp_path / "results"))
     assert "| mlp-z4-1ep | 1 | 8 |" in table
 
 
