@@ -61,7 +61,7 @@ from pathlib import Path
 import pyro
 import torch
 import torch.nn.functional as F
-from _recipe import runs_root  # noqa: E402
+from _recipe import ProgressLine, runs_root  # noqa: E402
 from _results import write_row  # noqa: E402  (benchmarks/_results.py, beside this file)
 
 import pyvae
@@ -232,6 +232,7 @@ def train_m1(args, train) -> pyvae.VAE:
         device=args.device,
         seed=0,
         progress=False,
+        callbacks=[ProgressLine(args.m1_epochs)],
         checkpoint_dir=folder,
         resume=True,
     )

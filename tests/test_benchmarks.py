@@ -196,6 +196,7 @@ def test_semisupervised_m1m2_recipe_runs_and_its_baseline_classifies(tmp_path):
         "--labels", "100", "--runs", "1", "--root", str(DATA), "--out", str(tmp_path),
     )  # fmt: skip
     assert "M1 (1 epochs, no labels)" in out and "test accuracy" in out
+    assert "epoch    1/1: objective" in out  # M1 prints its progress too
     assert (tmp_path / "m1" / "m1.pt").exists()
     done = json.loads((tmp_path / "m1m2-labels100-seed0" / "done.json").read_text())
     # The labels-only classifier sees the test images as the dataset gives them: with 100
