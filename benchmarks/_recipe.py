@@ -32,6 +32,7 @@ from pyvae.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from pyvae.train.checkpointer import RESUME_HINT
 
 __all__ = [
+    "EpochTimer",
     "KeepBest",
     "ProgressLine",
     "RowFolder",
@@ -119,7 +120,19 @@ class RowFolder:
         tmp.replace(file)
 
 
-class KeepBest(Callback):
+class EpochTimer(Callback):
+    """The seconds per epoch of this ``fit`` call so far (epochs a resume restored do not
+    count), for the time left that the callbacks below print."""
+
+    def on_train_begin(self, vae, history):
+        self.first = len(history["epoch"])  # epochs restored by a resume
+        self.started = time.perf_counter()
+
+    def seconds_per_epoch(self, epoch: int) -> float:
+        return (time.perf_counter() - self.started) / max(epoch - self.first, 1)
+
+
+class KeepBest(EpochTimer):
     """After each epoch: the validation score (``score(vae, history)``, higher is better),
     printed with the time left; the best epoch's model is saved to ``folder/best.pt``
     and its score to ``best.json``, so that a resumed run keeps choosing among all its
@@ -143,10 +156,6 @@ class KeepBest(Callback):
         self.patience, self.offset, self.what = patience, offset, what
         self.best = folder.read("best.json")
 
-    def on_train_begin(self, vae, history):
-        self.first = len(history["epoch"])
-        self.started = time.perf_counter()
-
     def on_epoch_end(self, epoch, history, vae):
         score = float(self.score(vae, history))
         at = self.offset + epoch
@@ -158,8 +167,7 @@ class KeepBest(Callback):
         stop = self.patience is not None and at - self.best["epoch"] >= self.patience
         self.best["stopped"] = bool(stop)
         self.folder.write("best.json", self.best)
-        done = epoch - self.first
-        per_epoch = (time.perf_counter() - self.started) / max(done, 1)
+        per_epoch = self.seconds_per_epoch(epoch)
         left = per_epoch * (self.total - at)
         bound = "at most " if self.patience is not None else ""
         print(
@@ -173,19 +181,15 @@ class KeepBest(Callback):
         return stop
 
 
-class ProgressLine(Callback):
+class ProgressLine(EpochTimer):
     """After each epoch of a ``fit`` with no validation score (M1 of the m1m2 recipe):
     the epoch of ``total``, the training objective and an estimate of the time left."""
 
     def __init__(self, total: int):
         self.total = total
 
-    def on_train_begin(self, vae, history):
-        self.first = len(history["epoch"])  # epochs restored by a resume
-        self.started = time.perf_counter()
-
     def on_epoch_end(self, epoch, history, vae):
-        per_epoch = (time.perf_counter() - self.started) / max(epoch - self.first, 1)
+        per_epoch = self.seconds_per_epoch(epoch)
         print(
             f"  epoch {epoch:4d}/{self.total}: objective {history['train_elbo'][-1]:8.2f}; "
             f"{per_epoch:.1f} s/epoch, {minutes(per_epoch * (self.total - epoch))} left",

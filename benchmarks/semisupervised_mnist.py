@@ -64,12 +64,11 @@ from pathlib import Path
 import pyro
 import torch
 import torch.nn.functional as F
-from _recipe import ProgressLine, runs_root  # noqa: E402
+from _recipe import EpochTimer, ProgressLine, runs_root  # noqa: E402
 from _results import write_row  # noqa: E402  (benchmarks/_results.py, beside this file)
 
 import pyvae
 from pyvae import SemiSupervisedVAE, data, fit, likelihoods, stacked
-from pyvae.callbacks import Callback
 from pyvae.nets import MLPClassifier
 
 #: Test accuracy (%): Kingma et al. (2014), Table 1, for M2 and M1+M2; Pyro's tutorial.
@@ -170,7 +169,7 @@ RECIPES = {
 M1 = {"z_dim": 50, "hidden": (600, 600), "epochs": 20, "batch_size": 100, "lr": 1e-3}
 
 
-class KeepBest(Callback):
+class KeepBest(EpochTimer):
     """After each epoch: the validation accuracy, printed with the time left; the best
     epoch's model is saved to ``folder/best.pt`` (its accuracy in ``best.json``), so a
     resumed run keeps choosing among all its epochs."""
@@ -182,15 +181,10 @@ class KeepBest(Callback):
             if (folder / "best.json").exists()
             else None
         )
-        self.started = time.perf_counter()
-
-    def on_train_begin(self, vae, history):
-        self.first = len(history["epoch"])
 
     def on_epoch_end(self, epoch, history, vae):
         accuracy = accuracy_of(vae, self.val)
-        done = epoch - self.first
-        left = (time.perf_counter() - self.started) / max(done, 1) * (self.epochs - epoch)
+        left = self.seconds_per_epoch(epoch) * (self.epochs - epoch)
         print(
             f"    epoch {epoch:3d}: objective {history['train_elbo'][-1]:9.2f}, validation "
             f"{100 * accuracy:.2f} %, {left / 60:.0f} min left",
