@@ -547,10 +547,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import pyro
+
     from . import anomaly, data
     from .io import atomic_write
 
     folder, vae, config = _open_run(args.run)
+    side_models = _score_side_models(args, vae)
     path = Path(args.out or folder / f"scores-{args.method}.npy")
     _check_output(path, args.overwrite)
     if args.data:  # read the file with the run's own conventions for pixels and labels
@@ -567,10 +570,42 @@ def _score(args: argparse.Namespace) -> int:
             )[0]
     else:
         x = _split(args, folder, config)
-    scores = anomaly.score(vae, x, args.method).cpu().numpy()
+    pyro.set_rng_seed(args.seed)
+    scores = anomaly.score(vae, x, args.method, args.num_samples, **side_models).cpu().numpy()
     atomic_write(path, lambda tmp: _save_npy(tmp, scores), args.overwrite)
     print(f"wrote {path}: {len(scores)} anomaly scores ({args.method}; higher = more unusual)")
     return 0
+
+
+def _score_side_models(args: argparse.Namespace, vae: Any) -> dict[str, Any]:
+    """The background run of ``likelihood_ratio`` and the compressor of ``complexity``,
+    refused in flag terms where missing or given to another score."""
+    from .anomaly import COMPRESSORS, Compressor
+
+    needs = {"likelihood_ratio": "--background", "complexity": "--compressor"}
+    for method, flag in needs.items():
+        given = getattr(args, flag[2:])
+        if args.method == method and given is None:
+            what = (
+                "RUN2, a run trained on perturbed copies of the training data"
+                if method == "likelihood_ratio"
+                else f"NAME, one of {', '.join(COMPRESSORS)}"
+            )
+            raise ValueError(f"--method {method} needs {flag} {what}")
+        if args.method != method and given is not None:
+            raise ValueError(f"{flag} is for --method {method}, not --method {args.method}")
+    if args.compressor is not None:
+        return {"compressor": Compressor(args.compressor)}
+    if args.background is None:
+        return {}
+    background = _open_run(args.background)[1]
+    if tuple(background.input_shape) != tuple(vae.input_shape):
+        raise ValueError(
+            f"--background {args.background} models items of shape "
+            f"{tuple(background.input_shape)}, but {args.run} models "
+            f"{tuple(vae.input_shape)}: train the background run on the same kind of data"
+        )
+    return {"background": background}
 
 
 def _save_npy(tmp: str, array) -> None:
@@ -747,10 +782,6 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
-    from .model import LIKELIHOODS, NETS, PRIORS
-
-    fmt = _Help
     parser = argparse.ArgumentParser(
         prog="pyvae",
         description="Variational autoencoders as Pyro models and guides. Start with "
@@ -761,6 +792,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--debug", action="store_true", help="on an error, show its traceback as well"
     )
+    _add_train_command(sub, common)
+    _add_run_commands(sub, common)
+    return parser
+
+
+def _add_train_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``pyvae train`` and its flags."""
+    from .data import DATASETS
 
     t = sub.add_parser(
         "train",
@@ -768,7 +807,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train a VAE with SVI and write a run folder: model.pt, config.json, "
         "history.json/.csv and PNG figures (history, reconstructions, samples, latent "
         "traversals, the latent space coloured by label).",
-        formatter_class=fmt,
+        formatter_class=_Help,
         parents=[common],
     )
     t.add_argument(
@@ -802,6 +841,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--limit", type=POSITIVE_INT, default=None, help="use only the first N items of each split"
     )
+    _add_model_flags(t)
+
+
+def _add_model_flags(t: argparse.ArgumentParser) -> None:
+    """``pyvae train``'s flags for the model, its training and the run folder."""
+    from .model import LIKELIHOODS, NETS, PRIORS
+
     t.add_argument("--prior", default="normal", choices=sorted(PRIORS), help="prior p(z)")
     t.add_argument("--likelihood", default="bernoulli", choices=sorted(LIKELIHOODS), help="p(x|z)")
     t.add_argument(
@@ -850,11 +896,26 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     t.set_defaults(func=_train)
 
+
+def _add_run_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """The commands that read a run folder: evaluate, score, latent-codes, compress,
+    decompress, sample, reconstruct, encode."""
+
     def run_command(name: str, help: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, formatter_class=fmt, parents=[common])
+        p = sub.add_parser(
+            name, help=help, description=help, formatter_class=_Help, parents=[common]
+        )
         p.add_argument("run", help="a run folder written by `pyvae train`")
         p.set_defaults(func=func)
         return p
+
+    _add_scoring_commands(run_command)
+    _add_coding_commands(run_command)
+
+
+def _add_scoring_commands(run_command: Callable[..., argparse.ArgumentParser]) -> None:
+    """evaluate, score and latent-codes."""
+    from .anomaly import COMPRESSORS, SCORES
 
     e = run_command(
         "evaluate", "print the ELBO of a trained run on its test (or train) data", _evaluate
@@ -872,12 +933,29 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     a = run_command("score", "write anomaly scores (higher = more unusual) to .npy", _score)
+    a.add_argument("--method", default="elbo", choices=SCORES, help="the anomaly score")
     a.add_argument(
-        "--method",
-        default="elbo",
-        choices=["elbo", "log_likelihood", "reconstruction", "latent"],
-        help="the anomaly score",
+        "--num-samples",
+        type=POSITIVE_INT,
+        default=None,
+        help="draws of z per item (default: 10; 1000 for log_likelihood, likelihood_ratio "
+        "and complexity)",
     )
+    a.add_argument(
+        "--background",
+        default=None,
+        metavar="RUN2",
+        help="for likelihood_ratio: a run trained on perturbed copies of the training data "
+        "(Ren et al. 2019); the score is log p_RUN2(x) - log p_RUN(x)",
+    )
+    a.add_argument(
+        "--compressor",
+        default=None,
+        choices=COMPRESSORS,
+        help="for complexity: the lossless compressor whose code length L(x) is "
+        "subtracted (Serra et al. 2020)",
+    )
+    a.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed")
     a.add_argument("--split", default="test", choices=["test", "train"], help=SPLIT_HELP)
     a.add_argument("--data", default=None, help="score this file instead (.npy, .npz, ...)")
     a.add_argument("--out", default=None, help=".npy path (default: RUN/scores-METHOD.npy)")
@@ -894,6 +972,9 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--out", default=None, help=".npz path")
     z.add_argument("--overwrite", action="store_true")
 
+
+def _add_coding_commands(run_command: Callable[..., argparse.ArgumentParser]) -> None:
+    """compress, decompress, sample, reconstruct and encode."""
     lc = run_command(
         "compress",
         "lossless: compress a data file with the trained model by bits-back coding",
@@ -939,7 +1020,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test", choices=["test", "train"], help=SPLIT_HELP)
     c.add_argument("--out", default=None, help=".npy path (default: RUN/latents-SPLIT.npy)")
     c.add_argument("--overwrite", action="store_true")
-    return parser
 
 
 #: Library phrases and what to pass on the command line instead.

@@ -850,10 +850,15 @@ def _split(
 ) -> tuple[tuple[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_test = int(round(test_fraction * len(x)))
     if test_fraction > 0 and len(x) > 1:
         n_test = min(max(n_test, 1), len(x) - 1)  # both splits keep at least one item
+    # No test split: the file in its own order (scores and codes line up with its rows).
+    order = (
+        torch.arange(len(x))
+        if n_test == 0
+        else torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    )
     test, train = order[:n_test], order[n_test:]
     pick = (lambda idx: None) if y is None else (lambda idx: torch.as_tensor(y)[idx])
     return (x[train], pick(train)), (x[test], pick(test))
@@ -992,7 +997,8 @@ def load(
         seed: for the static binarization and for splitting a single local file. The
             train split is binarized with ``seed``, the test split with ``seed + 1``
             (``"static"``, and the test split under ``"dynamic"``).
-        test_fraction: share of a single local file held out as the test set.
+        test_fraction: share of a single local file held out as the test set; with 0
+            the train split is the whole file, in its own order.
         label_column: the CSV column (its header name, or its index) holding labels, if
             any: it becomes the targets and is kept out of the features. Without it, a
             first or last column that looks like a label (:func:`label_like_columns`)

@@ -115,6 +115,12 @@ def _bug(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("pyvae.evaluate.elbo_terms", elbo_terms)
 
 
+def _vector_run(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run, of 6-dimensional vectors: no background for the 8x8 images' run."""
+    argv = ["train", "--dataset", "real.npy", "--likelihood", "gaussian", *TINY, "--out", "vec"]
+    assert main(argv) == 0
+
+
 # --------------------------------------------------------------------------- the table
 CASES = [
     # --out: the run folder
@@ -274,6 +280,38 @@ CASES = [
     Case("encode-exists", ("encode", "run", "--out", "afile.npy"), "pass --overwrite"),
     Case("codes-exist", ("latent-codes", "run", "--out", "afile"), "pass --overwrite"),
     Case("score-exists", ("score", "run", "--out", "afile"), "pass --overwrite"),
+    # scores that need a second model, and flags for another score
+    Case(
+        "complexity-no-compressor",
+        ("score", "run", "--method", "complexity"),
+        "--method complexity needs --compressor NAME, one of png, zlib, bz2, lzma",
+    ),
+    Case(
+        "ratio-no-background",
+        ("score", "run", "--method", "likelihood_ratio"),
+        "--method likelihood_ratio needs --background RUN2",
+    ),
+    Case(
+        "compressor-for-elbo",
+        ("score", "run", "--compressor", "zlib"),
+        "--compressor is for --method complexity, not --method elbo",
+    ),
+    Case(
+        "background-for-complexity",
+        ("score", "run", "--method", "complexity", "--compressor", "bz2", "--background", "run"),
+        "--background is for --method likelihood_ratio, not --method complexity",
+    ),
+    Case(
+        "background-other-shape",
+        ("score", "run", "--method", "likelihood_ratio", "--background", "vec"),
+        "--background vec models items of shape (6,), but run models (1, 8, 8)",
+        setup=_vector_run,
+    ),
+    Case(
+        "background-not-a-run",
+        ("score", "run", "--method", "likelihood_ratio", "--background", "imgs"),
+        "imgs is not a run folder",
+    ),
     Case("reconstruct-exists", ("reconstruct", "run", "--out", "afile"), "pass --overwrite"),
     Case(
         "compress-exists",

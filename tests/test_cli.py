@@ -81,6 +81,41 @@ def test_score_and_latent_codes_write_files(run, tmp_path, capsys):
         assert int(codes["bits"]) == 4
 
 
+def test_score_complexity_and_likelihood_ratio(run, tmp_path):
+    """``complexity`` is -log p(x) - L(x) ln 2 with the compressor's code length L (bits);
+    ``likelihood_ratio`` against the run itself as the background cancels to about 0."""
+    import pyro
+    import torch
+
+    import pyvae
+    from pyvae import anomaly
+    from pyvae.anomaly import Compressor
+    from pyvae.data import make_sprites
+
+    x = make_sprites(6, seed=3)[0].numpy()
+    np.save(tmp_path / "x.npy", x)
+
+    def scores(*flags: str):
+        out = tmp_path / "s.npy"
+        argv = ["score", str(run), "--data", str(tmp_path / "x.npy"), "--num-samples", "200"]
+        assert main([*argv, *flags, "--out", str(out), "--overwrite"]) == 0
+        return np.load(out)
+
+    nll = scores("--method", "log_likelihood")
+    assert np.array_equal(scores("--method", "log_likelihood"), nll)  # --seed 0 by default
+    assert not np.array_equal(scores("--method", "log_likelihood", "--seed", "1"), nll)
+    code_nats = Compressor("zlib")(x).numpy() * np.log(2)
+    assert code_nats.min() > 100  # the compressor's term is large, not a rounding error
+    complexity = scores("--method", "complexity", "--compressor", "zlib")
+    np.testing.assert_allclose(complexity, nll - code_nats, rtol=1e-5)  # the same draws
+    ratio = scores("--method", "likelihood_ratio", "--background", str(run))
+    vae = pyvae.load(run / "model.pt")
+    pyro.set_rng_seed(0)  # as the command does, after loading
+    expected = anomaly.score(vae, torch.as_tensor(x), "likelihood_ratio", 200, background=vae)
+    np.testing.assert_allclose(ratio, expected.numpy(), rtol=1e-5)
+    assert np.abs(ratio).mean() < 0.1 * nll.mean()  # log p(x) over itself: about 0
+
+
 def test_sample_reconstruct_encode_write_files(run, capsys):
     assert main(["sample", str(run), "-n", "9", "--out", str(run / "s9.png")]) == 0
     assert (run / "s9.png").read_bytes()[:4] == b"\x89PNG"

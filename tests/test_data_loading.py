@@ -454,6 +454,15 @@ def test_npy_float_is_split_deterministically(tmp_path):
     assert not torch.equal(train.data, other.data)
 
 
+def test_npy_without_a_test_split_keeps_the_file_order(tmp_path):
+    """``test_fraction=0`` (how ``pyvae score --data`` reads a file): the items in the
+    file's order, so that each score lines up with its row."""
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    np.save(tmp_path / "x.npy", x)
+    train, test = data.load(tmp_path / "x.npy", test_fraction=0, seed=3)
+    assert len(test) == 0 and np.array_equal(train.data.numpy(), x)
+
+
 @pytest.mark.parametrize("fraction, n_test", [(0.0, 0), (0.1, 2), (0.5, 10)])
 def test_npy_split_sizes(tmp_path, fraction, n_test):
     np.save(tmp_path / "x.npy", np.ones((20, 2), np.float32))
