@@ -582,15 +582,13 @@ def _score_side_models(args: argparse.Namespace, vae: Any) -> dict[str, Any]:
     refused in flag terms where missing or given to another score."""
     from .anomaly import COMPRESSORS, Compressor
 
-    needs = {"likelihood_ratio": "--background", "complexity": "--compressor"}
-    for method, flag in needs.items():
-        given = getattr(args, flag[2:])
+    needs = {  # score: (its flag, what the flag names)
+        "likelihood_ratio": ("background", "RUN2, a run trained on perturbed copies of the data"),
+        "complexity": ("compressor", f"NAME, one of {', '.join(COMPRESSORS)}"),
+    }
+    for method, (name, what) in needs.items():
+        flag, given = f"--{name}", getattr(args, name)
         if args.method == method and given is None:
-            what = (
-                "RUN2, a run trained on perturbed copies of the training data"
-                if method == "likelihood_ratio"
-                else f"NAME, one of {', '.join(COMPRESSORS)}"
-            )
             raise ValueError(f"--method {method} needs {flag} {what}")
         if args.method != method and given is not None:
             raise ValueError(f"{flag} is for --method {method}, not --method {args.method}")
