@@ -4,6 +4,7 @@ pyvae train                                   # built-in sprites -> runs/sprites
 pyvae train --dataset mnist --root DIR --likelihood continuous_bernoulli --net conv
 pyvae evaluate RUN                            # test ELBO, log-likelihood, active units
 pyvae score RUN --method elbo                 # RUN/scores-elbo.npy (anomaly scores)
+pyvae score RUN --method likelihood_ratio --background RUN2   # or complexity --compressor png
 pyvae latent-codes RUN --bits 8               # RUN/codes-test-8bit.npz (lossy)
 pyvae compress RUN INPUT.npy OUTPUT           # lossless, bits-back coding
 pyvae decompress RUN INPUT OUTPUT.npy         # the exact data back
