@@ -554,9 +554,9 @@ def _score(args: argparse.Namespace) -> int:
     from .io import atomic_write
 
     folder, vae, config = _open_run(args.run)
-    side_models = _score_side_models(args, vae)
     path = Path(args.out or folder / f"scores-{args.method}.npy")
     _check_output(path, args.overwrite)
+    side_models = _score_side_models(args, vae)  # may load a second run: after the cheap checks
     if args.data:  # read the file with the run's own conventions for pixels and labels
         spec = config.get("data") or {}
         csv_file = str(args.data).lower().endswith(".csv")
