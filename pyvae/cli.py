@@ -1,6 +1,6 @@
 """The ``pyvae`` command line.
 
-pyvae train                                   # built-in sprites -> runs/sprites-TIME/
+pyvae train                                   # built-in shapes -> runs/shapes-TIME/
 pyvae train --dataset mnist --root DIR --likelihood continuous_bernoulli --net conv
 pyvae evaluate RUN                            # test ELBO, log-likelihood, active units
 pyvae score RUN --method elbo                 # RUN/scores-elbo.npy (anomaly scores)
@@ -41,8 +41,6 @@ __all__ = ["main"]
 
 RUN_FILES = ("model.pt", "config.json", "history.json", "history.csv")
 OBJECTIVES = ("elbo", "meanfield")
-#: Datasets that are binary already (values 0 and 1).
-BINARY_DATASETS = ("sprites", "binarized_mnist")
 
 
 # --------------------------------------------------------------------------- argument types
@@ -306,6 +304,7 @@ def _train_data_and_vae(args: argparse.Namespace) -> tuple[dict[str, Any], Any, 
     against each other before any file is touched."""
     import pyro
 
+    from .data import BINARY_DATASETS
     from .model import VAE
 
     eight_bit = args.likelihood in ("discretized_logistic", "beta_binomial")
@@ -811,7 +810,7 @@ def _add_train_command(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     t.add_argument(
         "--dataset",
-        default="sprites",
+        default="shapes",
         help=f"a name ({', '.join(sorted(DATASETS))}) or a path (.npy, .npz, IDX, .csv, "
         "image folder)",
     )

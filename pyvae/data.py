@@ -47,16 +47,24 @@ __all__ = [
     "make_sprites",
     "sample_sprite_factors",
     "render_sprites",
+    "make_shapes",
+    "render_shapes",
     "read_idx",
     "DATASETS",
     "TORCHVISION_DATASETS",
     "SPRITE_FACTORS",
     "SPRITE_SHAPES",
+    "SHAPE_FACTORS",
+    "BINARY_DATASETS",
 ]
 
 #: The generating factors of ``sprites``, in the column order of its labels.
 SPRITE_FACTORS = ("shape", "scale", "orientation", "pos_x", "pos_y")
 SPRITE_SHAPES = ("square", "ellipse", "heart")
+#: The generating factors of ``shapes`` (upright sprites), in the column order of its labels.
+SHAPE_FACTORS = ("shape", "scale", "pos_x", "pos_y")
+#: The built-in datasets that are binary already (values 0 and 1): Bernoulli data.
+BINARY_DATASETS = ("shapes", "sprites", "binarized_mnist")
 
 #: The label of an item whose label is unknown (semi-supervised data; see :func:`hide_labels`).
 UNLABELLED = -1
@@ -456,28 +464,50 @@ def render_sprites(factors: Any, size: int = 64) -> torch.Tensor:
     """The sprites of given generating ``factors`` (shape ``(n, 5)``, columns
     :data:`SPRITE_FACTORS`, in the ranges of :func:`make_sprites`): uint8 images in
     {0, 1} of shape ``(n, 1, size, size)``, one white shape per image."""
+    factors = _checked_factors(factors, SPRITE_FACTORS, size)
+    return _render(factors[:, 0].long(), factors[:, 1], factors[:, 2], factors[:, 3:], size)
+
+
+def _checked_factors(factors: Any, columns: tuple[str, ...], size: int) -> torch.Tensor:
+    """``factors`` as float32 of shape ``(n, len(columns))``, finite, its first column a
+    shape index."""
     factors = torch.as_tensor(factors, dtype=torch.float32)
-    if factors.dim() != 2 or factors.shape[1] != len(SPRITE_FACTORS) or size < 8:
+    if factors.dim() != 2 or factors.shape[1] != len(columns) or size < 8:
         raise ValueError(
-            f"need factors of shape (n, {len(SPRITE_FACTORS)}) (columns {SPRITE_FACTORS}) "
+            f"need factors of shape (n, {len(columns)}) (columns {columns}) "
             f"and size >= 8, got shape {tuple(factors.shape)}, size={size}"
         )
-    check_finite(factors, "the sprites' factors")
-    shape, scale, angle, pos = factors[:, 0].long(), factors[:, 1], factors[:, 2], factors[:, 3:]
-    if bool(((shape < 0) | (shape >= len(SPRITE_SHAPES)) | (shape != factors[:, 0])).any()):
+    check_finite(factors, "the shapes' factors")
+    shape = factors[:, 0]
+    if bool(((shape < 0) | (shape >= len(SPRITE_SHAPES)) | (shape != shape.round())).any()):
         raise ValueError(f"the shape column must hold 0, 1 or 2 ({', '.join(SPRITE_SHAPES)})")
-    n = len(factors)
+    return factors
+
+
+def _render(
+    shape: torch.Tensor,
+    scale: torch.Tensor,
+    angle: torch.Tensor,
+    pos: torch.Tensor,
+    size: int,
+    radius: float = 0.18,
+    margin: float = 0.2,
+) -> torch.Tensor:
+    """One white shape per image (uint8 ``(n, 1, size, size)``): ``shape`` indexes
+    :data:`SPRITE_SHAPES`, of half-size ``radius * scale`` and orientation ``angle``
+    (radians), centred at ``margin + (1 - 2 margin) * pos`` (all in image units)."""
+    n = len(shape)
     images = torch.empty(n, 1, size, size, dtype=torch.uint8)
     grid = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres in (0, 1)
     for start in range(0, n, 2048):  # chunks bound the memory used
         sl = slice(start, min(n, start + 2048))
-        radius = 0.18 * scale[sl].view(-1, 1, 1)  # half-size in image units
-        # Centres keep the shape inside the image.
-        cx = (0.2 + 0.6 * pos[sl, 0]).view(-1, 1, 1)
-        cy = (0.2 + 0.6 * pos[sl, 1]).view(-1, 1, 1)
+        r = radius * scale[sl].view(-1, 1, 1)  # half-size in image units
+        # The margin keeps the shape inside the image.
+        cx = (margin + (1 - 2 * margin) * pos[sl, 0]).view(-1, 1, 1)
+        cy = (margin + (1 - 2 * margin) * pos[sl, 1]).view(-1, 1, 1)
         dx, dy = grid.view(1, 1, -1) - cx, grid.view(1, -1, 1) - cy
         cos, sin = angle[sl].cos().view(-1, 1, 1), angle[sl].sin().view(-1, 1, 1)
-        u, v = (cos * dx + sin * dy) / radius, (-sin * dx + cos * dy) / radius
+        u, v = (cos * dx + sin * dy) / r, (-sin * dx + cos * dy) / r
         square = (u.abs() <= 0.8) & (v.abs() <= 0.8)
         ellipse = u**2 + (v / 0.5) ** 2 <= 1.0
         hu, hv = 1.1 * u, -1.1 * v + 0.2
@@ -499,6 +529,47 @@ def _load_sprites(
 
 
 # --------------------------------------------------------------------------- image conventions
+def make_shapes(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generate ``n`` binary images of one upright white shape (square, ellipse or heart)
+    on black, with a random scale and position: the sprites without their rotation, and
+    larger in a smaller image, so that a VAE learns them in seconds.
+
+    Returns ``images`` (uint8 in {0, 1}, shape ``(n, 1, size, size)``) and ``factors``
+    (float32, shape ``(n, 4)``; columns :data:`SHAPE_FACTORS`: shape index, scale in
+    [0.5, 1], x and y position in [0, 1]), drawn independently and uniformly. The shapes
+    are :func:`render_shapes` of the factors.
+    """
+    if n < 0 or size < 8:
+        raise ValueError(f"need n >= 0 and size >= 8, got n={n}, size={size}")
+    g = torch.Generator().manual_seed(seed)
+    shape = torch.randint(len(SPRITE_SHAPES), (n,), generator=g)
+    scale = 0.5 + 0.5 * torch.rand(n, generator=g)
+    pos = torch.rand(n, 2, generator=g)
+    factors = torch.stack([shape.float(), scale, pos[:, 0], pos[:, 1]], dim=1)
+    return render_shapes(factors, size), factors
+
+
+def render_shapes(factors: Any, size: int = 32) -> torch.Tensor:
+    """The upright shapes of given ``factors`` (shape ``(n, 4)``, columns
+    :data:`SHAPE_FACTORS`, in the ranges of :func:`make_shapes`): uint8 images in {0, 1}
+    of shape ``(n, 1, size, size)``. A shape's half-size is 0.3 of the image at scale 1,
+    and its centre stays 0.3 of the image away from the edges."""
+    factors = _checked_factors(factors, SHAPE_FACTORS, size)
+    upright = torch.zeros(len(factors))
+    shape, scale, pos = factors[:, 0].long(), factors[:, 1], factors[:, 2:]
+    return _render(shape, scale, upright, pos, size, radius=0.3, margin=0.3)
+
+
+def _load_shapes(
+    n_train: int = 15000, n_test: int = 2000, size: int = 32, seed: int = 0
+) -> tuple[ArrayDataset, ArrayDataset]:
+    x, y = make_shapes(n_train + n_test, size=size, seed=seed)
+    return (
+        ArrayDataset(x[:n_train], y[:n_train], SHAPE_FACTORS),
+        ArrayDataset(x[n_train:], y[n_train:], SHAPE_FACTORS),
+    )
+
+
 def _channels_first(x: torch.Tensor) -> torch.Tensor:
     """Images as (N, C, H, W): add a channel to (N, H, W); move a trailing 1/3/4 channel."""
     if x.dim() == 3:
@@ -949,6 +1020,7 @@ def _load_path(
 # --------------------------------------------------------------------------- load
 #: Datasets by name; each returns ``(train, test)``.
 DATASETS: dict[str, Callable[..., tuple[ArrayDataset, ArrayDataset]]] = {
+    "shapes": _load_shapes,
     "sprites": _load_sprites,
     "binarized_mnist": _binarized_mnist,
     **{name: (lambda n: lambda **kw: _torchvision(n, **kw))(name) for name in TORCHVISION_DATASETS},
@@ -971,8 +1043,10 @@ def load(
 
     Args:
         name_or_path: a name from :data:`DATASETS` or a path:
-            ``sprites`` (built in, generated: 64x64 binary shapes whose labels are their
-            generating factors; ``n_train``, ``n_test``, ``size`` and ``seed`` may be given);
+            ``shapes`` and ``sprites`` (built in, generated: binary shapes whose labels
+            are their generating factors; ``shapes``: 32x32, upright, 15000 + 2000, see
+            :func:`make_shapes`; ``sprites``: 64x64, rotated, 10000 + 2000, see
+            :func:`make_sprites`; ``n_train``, ``n_test``, ``size`` and ``seed`` may be given);
             ``mnist``, ``fashion_mnist``, ``kmnist``, ``emnist`` (balanced split),
             ``cifar10``, ``celeba`` (centre-cropped and resized to ``size``, default 64)
             through torchvision; ``binarized_mnist`` (the fixed binarization of
@@ -1007,7 +1081,7 @@ def load(
     _check_options(binarize, values)
     name = str(name_or_path)
     key = name.lower().replace("-", "_")
-    if key in ("sprites", "binarized_mnist") and (binarize is not None or values != "unit"):
+    if key in BINARY_DATASETS and (binarize is not None or values != "unit"):
         raise ValueError(
             f"{key} is binary already (values 0 and 1): binarize= and values= do not apply; "
             "use a Bernoulli likelihood"
@@ -1016,8 +1090,8 @@ def load(
         raise ValueError(
             f"label_column applies to .csv files; {key} is a dataset with labels of its own"
         )
-    if key == "sprites":
-        return _load_sprites(seed=seed, **kwargs)
+    if key in ("shapes", "sprites"):
+        return DATASETS[key](seed=seed, **kwargs)
     if key in DATASETS:
         opts: dict[str, Any] = {"root": root, "download": download}
         if key in TORCHVISION_DATASETS:

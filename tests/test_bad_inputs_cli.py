@@ -180,9 +180,9 @@ CASES = [
     Case(
         "binary-dataset-to-8bit-likelihood",
         ("train", "--likelihood", "discretized_logistic", *TINY, "--out", "new"),
-        "sprites is binary (values 0 and 1): use --likelihood bernoulli",
+        "shapes is binary (values 0 and 1): use --likelihood bernoulli",
     ),
-    Case("dataset-unknown", ("train", "--dataset", "nope", *TINY, "--out", "new"), "sprites"),
+    Case("dataset-unknown", ("train", "--dataset", "nope", *TINY, "--out", "new"), "shapes"),
     Case(
         "dataset-missing",
         ("train", "--dataset", "missing.npy", *TINY, "--out", "new"),

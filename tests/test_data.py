@@ -1,4 +1,4 @@
-"""Datasets: the built-in sprites and conversion of user data."""
+"""Datasets: the built-in shapes and sprites, and conversion of user data."""
 
 import numpy as np
 import pytest
@@ -24,6 +24,47 @@ def test_sprites_shapes_labels_and_determinism():
     assert corr > 0.5
     x, y = train[0]
     assert x.shape == (1, 64, 64) and y.shape == (5,)
+
+
+def test_shapes_are_upright_sprites_of_their_factors():
+    train, test = data.load("shapes", n_train=300, n_test=50)
+    assert train.shape == (1, 32, 32) and len(train) == 300 and len(test) == 50
+    assert train.data.dtype == torch.uint8
+    assert set(train.data.unique().tolist()) == {0, 1}
+    assert train.targets.shape == (300, 4) and train.factor_names == data.SHAPE_FACTORS
+    assert set(train.targets[:, 0].unique().tolist()) == {0.0, 1.0, 2.0}
+    scale, pos = train.targets[:, 1], train.targets[:, 2:]
+    assert scale.min() >= 0.5 and scale.max() <= 1 and pos.min() >= 0 and pos.max() <= 1
+    again, _ = data.load("shapes", n_train=300, n_test=50)
+    assert torch.equal(train.data, again.data)
+    assert not torch.equal(train.data, data.load("shapes", n_train=300, n_test=50, seed=1)[0].data)
+    assert torch.equal(train.data, data.render_shapes(train.targets))
+    # Each is a sprite at orientation 0: the sprites' renderer with the angle column 0
+    # draws the same shape, smaller and nearer the edges (sprites' radius and margin).
+    factors = train.targets[:4]
+    as_sprite = torch.cat([factors[:, :2], torch.zeros(4, 1), factors[:, 2:]], dim=1)
+    upright = data.render_sprites(as_sprite, size=32)
+    assert (upright.flatten(1).sum(1) < train.data[:4].flatten(1).sum(1)).all()
+    # A square at scale s covers (2 * 0.8 * 0.3 * s * 32)^2 pixels; upright, nothing else.
+    square = torch.tensor([[0.0, 1.0, 0.5, 0.5]])
+    side = 2 * 0.8 * 0.3 * 32
+    assert abs(int(data.render_shapes(square).sum()) - side**2) <= 2 * side + 1
+    rows = data.render_shapes(square)[0, 0].any(1).nonzero().flatten()
+    assert len(rows) == round(side) or len(rows) == round(side) + 1
+    # The heart points down: its lower half holds fewer pixels than its upper half.
+    heart = data.render_shapes(torch.tensor([[2.0, 1.0, 0.5, 0.5]]))[0, 0]
+    assert heart[16:].sum() < heart[:16].sum()
+
+
+def test_render_shapes_refuses_bad_factors():
+    with pytest.raises(ValueError, match=r"shape \(n, 4\)"):
+        data.render_shapes(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="0, 1 or 2"):
+        data.render_shapes(torch.tensor([[1.5, 1.0, 0.5, 0.5]]))
+    with pytest.raises(ValueError, match="size >= 8"):
+        data.make_shapes(3, size=4)
+    with pytest.raises(ValueError, match="binary already"):
+        data.load("shapes", binarize="static")
 
 
 def test_load_unknown_name_lists_valid_ones():

@@ -717,7 +717,15 @@ def test_unknown_name_lists_valid_names():
         data.load("not_a_dataset")
     msg = str(info.value)
     assert "not_a_dataset" in msg
-    for name in ("binarized_mnist", "mnist", "fashion_mnist", "kmnist", "sprites", "cifar10"):
+    for name in (
+        "binarized_mnist",
+        "mnist",
+        "fashion_mnist",
+        "kmnist",
+        "shapes",
+        "sprites",
+        "cifar10",
+    ):
         assert re.search(rf"\b{name}\b", msg)
 
 

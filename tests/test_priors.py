@@ -99,6 +99,59 @@ def test_vamp_prior_log_prob_is_mean_of_encoder_posteriors_at_pseudo_inputs():
     torch.testing.assert_close(prior(encoder).log_prob(z), expected)
 
 
+def _generic_mixture(logits, locs, scales):
+    import pyro.distributions as dist
+
+    return dist.MixtureSameFamily(
+        dist.Categorical(logits=logits), dist.Normal(locs, scales).to_event(1)
+    )
+
+
+def test_diagonal_normal_mixture_is_the_generic_mixture_faster():
+    """Its log-density (expanded as products, in float64) equals MixtureSameFamily's to
+    float64 rounding: with narrow components, at points near and far from them, over
+    sample and plate (expanded batch) dimensions; so do the gradients."""
+    torch.manual_seed(0)
+    k, d = 6, 4
+    logits = torch.randn(k, dtype=torch.float64, requires_grad=True)
+    locs = (3 * torch.randn(k, d, dtype=torch.float64)).requires_grad_()
+    scales = (torch.rand(k, d, dtype=torch.float64) * 0.5 + 1e-3).requires_grad_()
+    mine, generic = (
+        priors.DiagonalNormalMixture(logits, locs, scales),
+        _generic_mixture(logits, locs, scales),
+    )
+    near = locs.detach()[2] + scales.detach()[2] * torch.randn(d, dtype=torch.float64)
+    z = torch.cat([near[None], 5 * torch.randn(7, d, dtype=torch.float64)]).reshape(2, 4, d)
+    expanded = mine.expand((4,))
+    assert isinstance(expanded, priors.DiagonalNormalMixture) and expanded.batch_shape == (4,)
+    for a, b in ((mine, generic), (expanded, generic.expand((4,)))):
+        torch.testing.assert_close(a.log_prob(z), b.log_prob(z), rtol=1e-10, atol=1e-9)
+    grads = torch.autograd.grad(mine.log_prob(z).sum(), (logits, locs, scales))
+    expected = torch.autograd.grad(generic.log_prob(z).sum(), (logits, locs, scales))
+    for g, e in zip(grads, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-8, atol=1e-8)
+    assert mine.log_prob(z.float()).dtype == torch.float32
+    assert mine.sample((3,)).shape == (3, d) and expanded.sample().shape == (4, d)
+
+
+def test_diagonal_normal_mixture_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"logits of shape \(K,\)"):
+        priors.DiagonalNormalMixture(torch.zeros(3), torch.zeros(4, 2), torch.ones(4, 2))
+    with pytest.raises(ValueError, match=r"\(K, D\)"):
+        priors.DiagonalNormalMixture(torch.zeros(4), torch.zeros(4, 2), torch.ones(4, 3))
+
+
+def test_mixture_priors_use_the_fast_mixture_and_temper_it():
+    encoder = make_encoder()
+    for prior in (make_prior("mog"), make_prior("vamp")):
+        p = prior(encoder) if prior.needs_encoder else prior()
+        assert isinstance(p, priors.DiagonalNormalMixture)
+        hot = priors.tempered(p, 2.0)
+        assert isinstance(hot, priors.DiagonalNormalMixture)
+        scale = p.component_distribution.base_dist.scale
+        torch.testing.assert_close(hot.component_distribution.base_dist.scale, 2 * scale)
+
+
 def test_flow_prior_1d_density_integrates_to_one():
     """For z_dim=1 the flow density integrates to 1 over a wide grid."""
     prior = smooth_flow(1)
