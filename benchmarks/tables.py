@@ -30,6 +30,7 @@ LIKELIHOOD_ROWS = {
     "flow": "flow prior",
     "iaf": "IAF posterior",
     "iwae": "IWAE (K = 50)",
+    "burda_vae": "VAE, IWAE's networks and schedule",
 }
 
 
