@@ -521,10 +521,16 @@ def _render(
 def _load_sprites(
     n_train: int = 10000, n_test: int = 2000, size: int = 64, seed: int = 0
 ) -> tuple[ArrayDataset, ArrayDataset]:
-    x, y = make_sprites(n_train + n_test, size=size, seed=seed)
+    return _split(*make_sprites(n_train + n_test, size=size, seed=seed), n_train, SPRITE_FACTORS)
+
+
+def _split(
+    x: torch.Tensor, factors: torch.Tensor, n_train: int, names: tuple[str, ...]
+) -> tuple[ArrayDataset, ArrayDataset]:
+    """The first ``n_train`` items and the rest, labelled by their generating factors."""
     return (
-        ArrayDataset(x[:n_train], y[:n_train], SPRITE_FACTORS),
-        ArrayDataset(x[n_train:], y[n_train:], SPRITE_FACTORS),
+        ArrayDataset(x[:n_train], factors[:n_train], names),
+        ArrayDataset(x[n_train:], factors[n_train:], names),
     )
 
 
@@ -563,11 +569,7 @@ def render_shapes(factors: Any, size: int = 32) -> torch.Tensor:
 def _load_shapes(
     n_train: int = 15000, n_test: int = 2000, size: int = 32, seed: int = 0
 ) -> tuple[ArrayDataset, ArrayDataset]:
-    x, y = make_shapes(n_train + n_test, size=size, seed=seed)
-    return (
-        ArrayDataset(x[:n_train], y[:n_train], SHAPE_FACTORS),
-        ArrayDataset(x[n_train:], y[n_train:], SHAPE_FACTORS),
-    )
+    return _split(*make_shapes(n_train + n_test, size=size, seed=seed), n_train, SHAPE_FACTORS)
 
 
 def _channels_first(x: torch.Tensor) -> torch.Tensor:

@@ -950,10 +950,17 @@ def _scores_without_factors(folder: Path) -> Callable[[], Any]:
     return lambda: disentanglement.scores(vae, torch.zeros(40, 1, 8, 8))
 
 
-def _render(factors: Any) -> Make:
+def _render(factors: Any, kind: str = "sprites") -> Make:
     from pyvae import data
 
-    return _api(lambda: data.render_sprites(factors, 16))
+    render = data.render_sprites if kind == "sprites" else data.render_shapes
+    return _api(lambda: render(factors, 16))
+
+
+def _load(name: str, **kwargs: Any) -> Make:
+    from pyvae import data
+
+    return _api(lambda: data.load(name, **kwargs))
 
 
 API = [
@@ -1326,6 +1333,24 @@ API = [
         ValueError,
         "the shape column must hold 0, 1 or 2",
         id="render-sprites-shape-3",
+    ),
+    pytest.param(
+        _render(torch.zeros(4, 5), "shapes"),
+        ValueError,
+        "need factors of shape (n, 4)",
+        id="render-shapes-columns",
+    ),
+    pytest.param(
+        _render(torch.tensor([[0.5, 0.5, 0.5, 0.5]]), "shapes"),
+        ValueError,
+        "the shape column must hold 0, 1 or 2",
+        id="render-shapes-shape-half",
+    ),
+    pytest.param(
+        _load("shapes", binarize="static"),
+        ValueError,
+        "shapes is binary already",
+        id="load-shapes-binarize",
     ),
 ]
 
