@@ -521,10 +521,11 @@ def _render(
 def _load_sprites(
     n_train: int = 10000, n_test: int = 2000, size: int = 64, seed: int = 0
 ) -> tuple[ArrayDataset, ArrayDataset]:
-    return _split(*make_sprites(n_train + n_test, size=size, seed=seed), n_train, SPRITE_FACTORS)
+    x, factors = make_sprites(n_train + n_test, size=size, seed=seed)
+    return _generated_splits(x, factors, n_train, SPRITE_FACTORS)
 
 
-def _split(
+def _generated_splits(
     x: torch.Tensor, factors: torch.Tensor, n_train: int, names: tuple[str, ...]
 ) -> tuple[ArrayDataset, ArrayDataset]:
     """The first ``n_train`` items and the rest, labelled by their generating factors."""
@@ -569,7 +570,8 @@ def render_shapes(factors: Any, size: int = 32) -> torch.Tensor:
 def _load_shapes(
     n_train: int = 15000, n_test: int = 2000, size: int = 32, seed: int = 0
 ) -> tuple[ArrayDataset, ArrayDataset]:
-    return _split(*make_shapes(n_train + n_test, size=size, seed=seed), n_train, SHAPE_FACTORS)
+    x, factors = make_shapes(n_train + n_test, size=size, seed=seed)
+    return _generated_splits(x, factors, n_train, SHAPE_FACTORS)
 
 
 def _channels_first(x: torch.Tensor) -> torch.Tensor:
