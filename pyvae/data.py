@@ -464,11 +464,11 @@ def render_sprites(factors: Any, size: int = 64) -> torch.Tensor:
     """The sprites of given generating ``factors`` (shape ``(n, 5)``, columns
     :data:`SPRITE_FACTORS`, in the ranges of :func:`make_sprites`): uint8 images in
     {0, 1} of shape ``(n, 1, size, size)``, one white shape per image."""
-    factors = _checked_factors(factors, SPRITE_FACTORS, size)
+    factors = _checked_factors(factors, SPRITE_FACTORS, size, "the sprites' factors")
     return _render(factors[:, 0].long(), factors[:, 1], factors[:, 2], factors[:, 3:], size)
 
 
-def _checked_factors(factors: Any, columns: tuple[str, ...], size: int) -> torch.Tensor:
+def _checked_factors(factors: Any, columns: tuple[str, ...], size: int, what: str) -> torch.Tensor:
     """``factors`` as float32 of shape ``(n, len(columns))``, finite, its first column a
     shape index."""
     factors = torch.as_tensor(factors, dtype=torch.float32)
@@ -477,7 +477,7 @@ def _checked_factors(factors: Any, columns: tuple[str, ...], size: int) -> torch
             f"need factors of shape (n, {len(columns)}) (columns {columns}) "
             f"and size >= 8, got shape {tuple(factors.shape)}, size={size}"
         )
-    check_finite(factors, "the shapes' factors")
+    check_finite(factors, what)
     shape = factors[:, 0]
     if bool(((shape < 0) | (shape >= len(SPRITE_SHAPES)) | (shape != shape.round())).any()):
         raise ValueError(f"the shape column must hold 0, 1 or 2 ({', '.join(SPRITE_SHAPES)})")
@@ -535,7 +535,6 @@ def _generated_splits(
     )
 
 
-# --------------------------------------------------------------------------- image conventions
 def make_shapes(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate ``n`` binary images of one upright white shape (square, ellipse or heart)
     on black, with a random scale and position: the sprites without their rotation, and
@@ -561,7 +560,7 @@ def render_shapes(factors: Any, size: int = 32) -> torch.Tensor:
     :data:`SHAPE_FACTORS`, in the ranges of :func:`make_shapes`): uint8 images in {0, 1}
     of shape ``(n, 1, size, size)``. A shape's half-size is 0.3 of the image at scale 1,
     and its centre stays 0.3 of the image away from the edges."""
-    factors = _checked_factors(factors, SHAPE_FACTORS, size)
+    factors = _checked_factors(factors, SHAPE_FACTORS, size, "the shapes' factors")
     upright = torch.zeros(len(factors))
     shape, scale, pos = factors[:, 0].long(), factors[:, 1], factors[:, 2:]
     return _render(shape, scale, upright, pos, size, radius=0.3, margin=0.3)
@@ -574,6 +573,7 @@ def _load_shapes(
     return _generated_splits(x, factors, n_train, SHAPE_FACTORS)
 
 
+# --------------------------------------------------------------------------- image conventions
 def _channels_first(x: torch.Tensor) -> torch.Tensor:
     """Images as (N, C, H, W): add a channel to (N, H, W); move a trailing 1/3/4 channel."""
     if x.dim() == 3:
