@@ -303,6 +303,10 @@ def _finished(rows: list[dict[str, Any]] | None, **key: Any) -> dict[str, Any] |
     return found[0] if found else None
 
 
+def _nll(row: dict[str, Any]) -> str:
+    return f"{row['test_nll']:.2f} ± {row['test_nll_se']:.2f} nats"
+
+
 def readme(folder: Path) -> list[str]:
     """The main README's summary: one line per reproduced figure, from the result files
     (a row not finished yet says so)."""
@@ -310,17 +314,32 @@ def readme(folder: Path) -> list[str]:
         "| benchmark | pyvae | published | measured on |",
         "|---|---|---|---|",
     ]
-    nll = _finished(_rows(folder, "likelihood_bmnist"), model="normal")
+    likelihood_rows = _rows(folder, "likelihood_bmnist")
+    nll = _finished(likelihood_rows, model="normal")
     out.append(
         "| binarized MNIST, test NLL (K = 5000), standard prior | "
         + (
-            f"{nll['test_nll']:.2f} ± {nll['test_nll_se']:.2f} nats ({nll['epochs']} epochs, "
-            f"best {nll.get('best_epoch')}) | 88.6-89.9; pythae 89.78 | "
-            f"{_when(nll)} |"
+            f"{_nll(nll)} ({nll['epochs']} epochs, best {nll.get('best_epoch')}) | "
+            f"88.6-89.9; pythae 89.78 | {_when(nll)} |"
             if nll
             else "not run yet | 88.6-89.9 | |"
         )
     )
+    mog = _finished(likelihood_rows, model="mog")
+    if mog is not None:
+        out.append(
+            f"| same, mixture prior (500 components) | {_nll(mog)} ({mog['epochs']} epochs, "
+            f"best {mog.get('best_epoch')}) | between the standard prior and the VampPrior "
+            f"(85.57) | {_when(mog)} |"
+        )
+    iwae = _finished(likelihood_rows, model="iwae")
+    vae = _finished(likelihood_rows, model="burda_vae")
+    if iwae is not None and vae is not None and iwae["epochs"] == vae["epochs"]:
+        out.append(
+            f"| same, IWAE (K = 50) against the VAE, equal training ({iwae['epochs']} of "
+            f"Burda et al.'s 3280 epochs) | IWAE {_nll(iwae)}, VAE {_nll(vae)} | IWAE 87.10 "
+            f"(3280 epochs) | {_when(iwae)} |"
+        )
     semi = _rows(folder, "semisupervised_mnist")
     for recipe, labels, name, published in (
         ("m1m2", 100, "M1+M2", "96.67 % (Kingma et al.)"),

@@ -232,3 +232,20 @@ def test_the_readme_summary_is_the_one_the_result_files_give():
     assert len(lines) > 2
     missing = [line for line in lines if line not in readme.splitlines()]
     assert not missing, "README.md lacks: " + "\n".join(missing)
+
+
+def test_the_readme_pairs_iwae_with_the_vae_only_at_equal_training(tmp_path):
+    """The IWAE line of the summary compares two rows trained for the same epochs, or none."""
+    tables = load_tables()
+
+    def row(model: str, epochs: int, nll: float) -> dict:
+        return {"model": model, "epochs": epochs, "test_nll": nll, "test_nll_se": 0.2}
+
+    def lines(*rows: dict) -> list[str]:
+        (tmp_path / "likelihood_bmnist.json").write_text(json.dumps({"rows": list(rows)}))
+        return [line for line in tables.readme(tmp_path) if "IWAE" in line]
+
+    assert lines(row("iwae", 13, 90.1), row("burda_vae", 4, 91.2)) == []
+    (line,) = lines(row("iwae", 13, 90.1), row("burda_vae", 13, 91.2))
+    assert "13 of Burda et al.'s 3280 epochs" in line
+    assert "IWAE 90.10 ± 0.20 nats, VAE 91.20 ± 0.20 nats" in line
