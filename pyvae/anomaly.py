@@ -126,6 +126,12 @@ def score(
         if not callable(getattr(background, "require", None)):
             raise TypeError(f"background must be a VAE, got {type(background).__name__}")
         background.require(LOG_LIKELIHOOD, instead="use a plain VAE as the background")
+        if tuple(background.input_shape) != tuple(vae.input_shape):
+            raise ValueError(
+                f"the background models items of shape {tuple(background.input_shape)}, the "
+                f"VAE items of shape {tuple(vae.input_shape)}: train the background on the "
+                "same kind of data, e.g. fit(background, anomaly.perturb(train, 0.2))"
+            )
     if isinstance(compressor, str):
         compressor = Compressor(compressor)
     elif compressor is not None and not callable(compressor):

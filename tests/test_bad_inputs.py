@@ -840,10 +840,10 @@ def _api(build: Callable[[], Any]) -> Make:
     return lambda folder: build
 
 
-def _small() -> Any:
+def _small(input_shape: tuple[int, ...] = (1, 8, 8)) -> Any:
     from pyvae import VAE
 
-    return VAE.build((1, 8, 8), z_dim=2, net_kwargs={"hidden": (8,)})
+    return VAE.build(input_shape, z_dim=2, net_kwargs={"hidden": (8,)})
 
 
 def _decoding_nan(folder: Path) -> Callable[[], Any]:
@@ -1117,6 +1117,19 @@ API = [
         TypeError,
         "background must be a VAE, got str",
         id="score-background-not-a-vae",
+    ),
+    pytest.param(
+        _api(
+            lambda: _anomaly().score(
+                _small(),
+                torch.zeros(2, 1, 8, 8),
+                "likelihood_ratio",
+                background=_small((1, 4, 4)),
+            )
+        ),
+        ValueError,
+        "the background models items of shape (1, 4, 4), the VAE items of shape (1, 8, 8)",
+        id="score-background-other-shape",
     ),
     pytest.param(
         _api(lambda: _anomaly().TypicalityTest(_small(), batch_size=0)),
