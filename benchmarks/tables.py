@@ -64,8 +64,11 @@ def likelihood(folder: Path) -> list[str]:
     for r in rows:
         n = "" if r.get("n_test") == 10000 else f" (first {r.get('n_test')} images)"
         k = "" if r.get("num_samples") == 5000 else f" (K = {r.get('num_samples')})"
+        flags = (
+            r.get("command", "").partition("likelihood_bmnist.py ")[2] or f"--model {r['model']}"
+        )
         out.append(
-            f"| {LIKELIHOOD_ROWS.get(r['model'], r['model'])} | `--model {r['model']}` | "
+            f"| {LIKELIHOOD_ROWS.get(r['model'], r['model'])} | `{flags}` | "
             f"{_epochs(r)} | {r['test_nll']:.2f} ± {r['test_nll_se']:.2f}{n}{k} | "
             f"{r['test_elbo']:.2f} | {r.get('published_nll') or ''} | {_when(r)} |"
         )

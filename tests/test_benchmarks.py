@@ -65,7 +65,7 @@ def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     again = run(*command)
     assert "finished already" in again and "epoch " not in again.split("\n")[1]
     table = "\n".join(load_tables().likelihood(tmp_path / "results"))
-    assert "| standard prior | `--model normal` | 1 |" in table
+    assert "| standard prior | `--model normal --epochs 1 --warmup-epochs 0 " in table  # its flags
 
 
 def test_burda_vae_row_differs_from_the_iwae_row_in_its_objective_only():
