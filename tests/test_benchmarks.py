@@ -39,13 +39,41 @@ def load_tables():
     return tables
 
 
-def run(*args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run(*args: str, status: int = 0, **env: str) -> str:
+    """The script's output (stdout, and stderr when ``status`` is not 0), which must
+    end with ``status``; ``env``: variables to set."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     done = subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    assert done.returncode == status, done.stdout + done.stderr
+    return done.stdout + (done.stderr if status else "")
+
+
+@needs_mnist
+def test_compression_recipe_codes_with_the_likelihood_tables_mixture_model(tmp_path):
+    runs, results = tmp_path / "runs", str(tmp_path / "results")
+    compress = ["benchmarks/compression.py", "--dataset", "binarized_mnist", "--prior", "mog"]
+    compress += ["--n", "3", "--root", str(DATA), "--results", results]
+    missing = run(*compress, status=1, PYVAE_BENCH_RUNS=str(runs))
+    assert "train it first with python benchmarks/likelihood_bmnist.py --model mog" in missing
+    run(
+        "benchmarks/likelihood_bmnist.py", "--model", "mog", "--epochs", "1",
+        "--n-train", "200", "--n-val", "50", "--n-test", "5", "--num-samples", "5",
+        "--device", "cpu", "--root", str(DATA), "--results", results,
+        PYVAE_BENCH_RUNS=str(runs),
+    )  # fmt: skip
+    out = run(*compress, PYVAE_BENCH_RUNS=str(runs))
+    assert "the likelihood table's mog model" in out
+    (row,) = json.loads((tmp_path / "results" / "compression.json").read_text())["rows"]
+    assert (row["dataset"], row["likelihood"], row["prior"]) == (
+        "binarized_mnist",
+        "bernoulli",
+        "mog",
+    )
+    assert row["n"] == 3 and row["bits_per_dim"] > row["neg_elbo_bits_per_dim"] > 0
+    assert "mog prior" in row["model"]
+    assert (runs / "compression" / "binarized_mnist-bernoulli-mog" / "done.json").exists()
 
 
 @needs_mnist

@@ -16,14 +16,18 @@ backwards, last item first. The first pop needs bits on the stack: :func:`encode
 it with a fixed block of pseudo-random words, the *initial bits*, a one-off overhead per
 file (:func:`info` reports it as ``initial_bits``) that chaining spreads over all items.
 
-Latents: each of the ``z_dim`` dimensions is cut into ``K = 2**latent_bits`` buckets of
-equal mass under the standard normal prior (edges ``Phi^-1(k/K)``), so P is uniform
-(``latent_bits`` bits per dimension); Q gives each bucket its mass under the encoder's
-``N(loc_d, scale_d)`` (over the buckets within 6 standard deviations of ``loc_d``), and
-bucket k stands for the latent ``Phi^-1((k + 1/2) / K)``. Bucket indices are pushed
-scrambled (times an odd number modulo K), so that the next item, which pops its latent
-from these bits, finds them as good as random. Only the standard normal prior
-(``prior="normal"``) is supported.
+Latents: each of the ``z_dim`` dimensions is cut into ``K = 2**latent_bits`` buckets
+(``pyvae/compress/_buckets.py``). Under the standard normal prior (``prior="normal"``)
+they have equal mass (edges ``Phi^-1(k/K)``), so P is uniform (``latent_bits`` bits per
+dimension) and bucket k stands for the latent ``Phi^-1((k + 1/2) / K)``. Under a mixture
+of diagonal normals (``prior="mog"`` and ``"vamp"``:
+:class:`pyvae.priors.DiagonalNormalMixture`) they have equal mass under each dimension's
+marginal, and P is the exact mass of the discretised mixture, coded one dimension after
+another, each given the buckets before. Q gives each bucket its mass under the
+encoder's ``N(loc_d, scale_d)`` (over the buckets within 6 standard deviations of
+``loc_d``). The first bucket index goes onto the stack scrambled (times an odd number
+modulo K), so that the next item, which pops its latent from these bits, finds them as
+good as random. Flow priors are refused.
 
 Data, by likelihood (the probabilities of the values come from the VAE's own likelihood,
 in float64):
@@ -52,11 +56,11 @@ The VAE must support ``"lossless"`` (:mod:`pyvae.capabilities`): a plain
 :class:`~pyvae.VAE`, or a :class:`~pyvae.ConditionalVAE`, whose context c is given to
 :func:`encode` and again to :func:`decode` (``c=...``, or read from the data's targets
 when encoding); it is not coded, only its hash is recorded. Models whose latents are not
-one diagonal normal z under N(0, I) (hierarchical, IAF, low-rank, semi-supervised) are
+one z with a diagonal normal posterior (hierarchical, IAF, low-rank, semi-supervised) are
 refused.
 
-Entropy coding is done by ``constriction`` (its ``AnsCoder`` stack, categorical and
-uniform models): ``pip install 'pyvae[lossless]'``.
+Entropy coding is done by ``constriction`` (its ``AnsCoder`` stack, categorical, uniform
+and custom models): ``pip install 'pyvae[lossless]'``.
 """
 
 from __future__ import annotations
@@ -66,7 +70,6 @@ import hashlib
 import json
 import math
 import struct
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -76,6 +79,7 @@ from ..capabilities import LOSSLESS
 from ..checks import check_int, finite_or_raise
 from ..data import as_tensor, targets
 from ..likelihoods import Bernoulli, BetaBinomial, DiscretizedLogistic, Poisson
+from ._buckets import latent_buckets
 
 __all__ = ["encode", "decode", "info", "fingerprint", "FORMAT_VERSION", "LATENT_BITS"]
 
@@ -95,7 +99,6 @@ DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float3
 _PREFIX = struct.Struct("<8sHI")  # magic, format version, header length
 _LENGTH = struct.Struct("<Q")  # payload length
 _DIGEST = 32  # SHA-256 of everything before it
-_GOLDEN = 0x9E3779B1  # odd: multiplying by it modulo 2**k permutes 0..2**k-1
 #: A side input per item (a ConditionalVAE's context c), each of shape (1, ...), or None.
 Side = dict[str, torch.Tensor] | None
 _INSTEAD = "use a VAE, or pyvae.compress.encode for lossy latent codes"
@@ -275,7 +278,8 @@ class _Counts(_Values):
 
 
 def _check_parts(vae) -> None:
-    """A clear error unless the VAE is on the CPU and its prior and likelihood are supported."""
+    """A clear error unless the VAE is on the CPU and its likelihood is supported (its
+    prior: ``_buckets.latent_buckets``)."""
     if vae.device.type != "cpu":
         raise ValueError(
             f"the VAE is on {vae.device}: lossless coding runs on the CPU, so that encoder "
@@ -292,20 +296,6 @@ def _check_parts(vae) -> None:
             "Supported: bernoulli (binary data), discretized_logistic and beta_binomial "
             "(8-bit data 0..255), poisson and negative_binomial (counts)"
         )
-    prior = vae.p_z()
-    base = getattr(prior, "base_dist", None)
-    standard = (
-        isinstance(base, torch.distributions.Normal)
-        and bool((base.loc == 0).all())
-        and bool((base.scale == 1).all())
-    )
-    if not standard:
-        raise ValueError(
-            f"lossless coding supports the standard normal prior (prior='normal') only; "
-            f"{type(vae.prior).__name__} is not supported (the equal-mass latent buckets "
-            "need a prior that is N(0, 1) in every dimension; mixture, VampPrior and flow "
-            "priors are not)"
-        )
 
 
 class _BitsBack:
@@ -316,19 +306,8 @@ class _BitsBack:
         self.models = _constriction().stream.model
         self.vae = vae
         self.event_dim = len(vae.input_shape)
-        self.buckets = k = 2**latent_bits
-        normal = NormalDist()  # pure Python: the same edges on every machine
-        inner = [normal.inv_cdf(i / k) for i in range(1, k)]
-        self.inner_edges = torch.tensor(inner, dtype=torch.float64)
-        self.edges = torch.tensor([-math.inf, *inner, math.inf], dtype=torch.float64)
-        self.centres = torch.tensor([normal.inv_cdf((i + 0.5) / k) for i in range(k)])
-        self.prior = self.models.Uniform(k)
-        # Bucket indices go onto the stack scrambled by an odd multiplier modulo k (a
-        # bijection, so P stays uniform): the next item pops its latent from these bits,
-        # and scrambled they look random to its posterior. Unscrambled, they come from a
-        # few neighbouring buckets and gave ~0.5 % fewer bits back (measured on MNIST).
-        self.scramble = _GOLDEN % k
-        self.unscramble = pow(self.scramble, -1, k)
+        self.buckets = 2**latent_bits
+        self.latents = latent_buckets(vae, self.buckets, self.models)
         self.values: _Values = _Values(2, self.models)  # Bernoulli
         if isinstance(vae.likelihood, Poisson):
             self.values = _Counts(count_window, self.models)
@@ -347,12 +326,13 @@ class _BitsBack:
         loc, scale = self.vae._q_params(x.float()[None], **(side or {}))
         loc = finite_or_raise(loc, "the posterior mean").double().reshape(-1)
         scale = finite_or_raise(scale, "the posterior scale").double().reshape(-1)
-        first = torch.searchsorted(self.inner_edges, loc - 6 * scale, right=True)
-        last = torch.searchsorted(self.inner_edges, loc + 6 * scale, right=True)
+        inner = self.latents.inner_edges  # (z_dim, K - 1)
+        first = torch.searchsorted(inner, (loc - 6 * scale)[:, None], right=True)[:, 0]
+        last = torch.searchsorted(inner, (loc + 6 * scale)[:, None], right=True)[:, 0]
         first = first.clamp(max=self.buckets - 2)  # at least two buckets
         width = (last - first + 1).clamp(min=2)
         low, high = int(first.min()), int((first + width).max())  # all the windows
-        t = (self.edges[low : high + 1] - loc[:, None]) / scale[:, None]
+        t = (self.latents.edges[:, low : high + 1] - loc[:, None]) / scale[:, None]
         tail = torch.special.ndtr(-t.abs())  # the smaller tail: exact far from the mean
         below = torch.where(t < 0, tail, 1 - tail)  # Phi(t)
         mass = torch.where(  # buckets above the mean from the upper tail, others from Phi
@@ -363,12 +343,10 @@ class _BitsBack:
             for d, (f, w) in enumerate(zip(first.tolist(), width.tolist(), strict=True))
         ]
 
-    def _mix(self, buckets: np.ndarray, factor: int) -> np.ndarray:
-        return (buckets.astype(np.int64) * factor % self.buckets).astype(np.int32)
-
     def likelihood(self, buckets: np.ndarray, side: Side = None):
         """p(x | z) for the latent buckets (z_dim,), per data value, in float64."""
-        z = self.centres[torch.from_numpy(buckets.astype(np.int64))].float()[None]
+        index = torch.from_numpy(buckets.astype(np.int64))[:, None]
+        z = self.latents.centres.gather(1, index).reshape(1, -1).float()
         raw = self.vae.decoder(self.vae._decoder_input(z, **(side or {})))
         raw = finite_or_raise(raw, "the decoder output").double()
         return self.vae.likelihood(raw, self.event_dim).base_dist
@@ -380,11 +358,11 @@ class _BitsBack:
             [first + coder.decode(model) for first, model in posterior], dtype=np.int32
         )
         self.values.push(coder, x.reshape(-1), self.likelihood(buckets, side))
-        coder.encode_reverse(self._mix(buckets, self.scramble), self.prior)
+        self.latents.push(coder, buckets)
 
     def pop(self, coder, side: Side = None) -> torch.Tensor:
         """Take the last item off the stack: int64, shape ``input_shape``."""
-        buckets = self._mix(coder.decode(self.prior, self.vae.z_dim), self.unscramble)
+        buckets = self.latents.pop(coder)
         p = self.likelihood(buckets, side)
         x = self.values.pop(coder, p).reshape(self.vae.input_shape)
         posterior = self.posterior(x, side)[::-1]
@@ -611,9 +589,9 @@ def encode(vae, data: Any, *, latent_bits: int = LATENT_BITS, **side: Any) -> by
 
     Args:
         vae: a trained VAE that supports ``"lossless"`` (a :class:`pyvae.VAE` or a
-            :class:`pyvae.ConditionalVAE`) on the CPU with a standard normal prior and a
-            Bernoulli, DiscretizedLogistic, BetaBinomial, Poisson or NegativeBinomial
-            likelihood.
+            :class:`pyvae.ConditionalVAE`) on the CPU with a standard normal or mixture
+            (``"mog"``, ``"vamp"``) prior and a Bernoulli, DiscretizedLogistic,
+            BetaBinomial, Poisson or NegativeBinomial likelihood.
         data: items (N, ...) of ``vae.input_shape`` (or any shape with as many values per
             item), a tensor, a NumPy array or a dataset, with values in the likelihood's
             support; N = 0 is allowed.
