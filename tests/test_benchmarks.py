@@ -74,6 +74,8 @@ def test_compression_recipe_codes_with_the_likelihood_tables_mixture_model(tmp_p
     assert row["n"] == 3 and row["bits_per_dim"] > row["neg_elbo_bits_per_dim"] > 0
     assert "mog prior" in row["model"]
     assert (runs / "compression" / "binarized_mnist-bernoulli-mog" / "done.json").exists()
+    table = "\n".join(load_tables().compression(tmp_path / "results"))
+    assert "| binarized_mnist | bernoulli | mog | 3 | " in table
 
 
 @needs_mnist
