@@ -298,6 +298,12 @@ def _count(n: int) -> Make:
     return _header(lambda h: h.update(count=n, shape=[n, *h["shape"][1:]]))
 
 
+def _lossless():
+    from pyvae.compress import lossless
+
+    return lossless
+
+
 def _encoding(x: Callable[[], Any]) -> Make:
     def make(folder: Path) -> Callable[[], Any]:
         from pyvae.compress import lossless
@@ -745,6 +751,12 @@ FILES = [
         ValueError,
         "for a single item use x[None]",
         id="lossless-one-item-in-another-shape",
+    ),
+    pytest.param(
+        lambda folder: lambda: _lossless().encode(small_vae("flow"), torch.zeros(2, 1, 8, 8)),
+        ValueError,
+        ("FlowPrior is not supported", "prior='normal'", "'mog', 'vamp'"),
+        id="lossless-flow-prior",
     ),
 ]
 

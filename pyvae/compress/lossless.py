@@ -606,9 +606,10 @@ def encode(vae, data: Any, *, latent_bits: int = LATENT_BITS, **side: Any) -> by
     vae.require(LOSSLESS, instead=_INSTEAD)
     if check_int("latent_bits", latent_bits) > 16:
         raise ValueError(f"latent_bits must be an integer in [1, 16], got {latent_bits!r}")
-    codec = _BitsBack(vae, latent_bits, COUNT_WINDOW)
+    _check_parts(vae)
     x, items = _items(vae, data)
     side = _side(vae, data, len(items), side)
+    codec = _BitsBack(vae, latent_bits, COUNT_WINDOW)  # a mixture prior's buckets: ~1 s
     words = math.ceil(vae.z_dim * latent_bits / 32) + 2  # enough for the first pop
     coder = _constriction().stream.stack.AnsCoder(_initial_words(words))
     with _reproducible(vae):
