@@ -187,16 +187,9 @@ class MixtureBuckets:
         return np.array(out, dtype=np.int32)
 
 
-def latent_buckets(vae, buckets: int, models: Any) -> StandardNormalBuckets | MixtureBuckets:
-    """The bucket strategy for ``vae``'s prior (computed in eval mode, without gradients),
-    or a clear error naming the prior."""
-    training = vae.training
-    vae.eval()
-    try:
-        with torch.no_grad():
-            prior = vae.p_z()
-    finally:
-        vae.train(training)
+def latent_buckets(vae, prior, buckets: int, models: Any) -> StandardNormalBuckets | MixtureBuckets:
+    """The bucket strategy for ``vae``'s prior ``prior`` (``vae.p_z()``, computed by the
+    caller as reproducibly as the coding itself), or a clear error naming the prior."""
     if isinstance(prior, DiagonalNormalMixture):
         return MixtureBuckets(prior, buckets, models)
     base = getattr(prior, "base_dist", None)

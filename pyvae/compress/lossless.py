@@ -307,7 +307,9 @@ class _BitsBack:
         self.vae = vae
         self.event_dim = len(vae.input_shape)
         self.buckets = 2**latent_bits
-        self.latents = latent_buckets(vae, self.buckets, self.models)
+        with _reproducible(vae):  # VampPrior runs the encoder: as when coding
+            prior = vae.p_z()
+        self.latents = latent_buckets(vae, prior, self.buckets, self.models)
         self.values: _Values = _Values(2, self.models)  # Bernoulli
         if isinstance(vae.likelihood, Poisson):
             self.values = _Counts(count_window, self.models)
