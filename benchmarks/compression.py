@@ -7,6 +7,7 @@ likelihood):
     python benchmarks/compression.py --dataset mnist_8bit                  # beta-binomial
     python benchmarks/compression.py --dataset mnist_8bit --likelihood discretized_logistic
     python benchmarks/compression.py --dataset binarized_mnist --prior mog  # the best model
+    python benchmarks/compression.py --dataset mnist_8bit --prior mog      # a mixture prior
     python benchmarks/compression.py --dataset mnist_8bit --epochs 2 --n-train 1000 \\
         --n-val 200 --n 50 --out /tmp/runs --results /tmp/results    # a quick check
 
@@ -29,11 +30,13 @@ best epoch kept. Data: binarized MNIST's 50,000 training and 10,000 validation i
 test images of each. Published (Townsend et al. 2019), bits per dimension: BB-ANS 0.19,
 bz2 0.25, gzip 0.33 on binarized MNIST; BB-ANS 1.41, bz2 1.42 on 8-bit MNIST.
 
-``--prior mog`` (or ``vamp``, binarized MNIST only) compresses with the likelihood
-table's model of that prior instead (784-300-300-40 MLPs, 500 components, trained by
+``--prior mog`` (or ``vamp``) on binarized MNIST compresses with the likelihood table's
+model of that prior instead (784-300-300-40 MLPs, 500 components, trained by
 ``python benchmarks/likelihood_bmnist.py --model mog``, whose run folder it reads and
 never writes): the coder supports mixtures of diagonal normals, and these models have a
-better ELBO than the standard normal ones.
+better ELBO than the standard normal ones. ``--prior mog`` on 8-bit MNIST trains
+BB-ANS's network with a learnable mixture of 500 diagonal normals for p(z), with the same
+recipe.
 
 Resumable: each row trains in ``--out/<dataset>-<likelihood>/`` (default
 ``~/.cache/pyvae/benchmark-runs/compression/``, or under ``$PYVAE_BENCH_RUNS``),
@@ -83,6 +86,11 @@ LIKELIHOODS = {
 }
 #: Priors whose model is the likelihood table's (benchmarks/likelihood_bmnist.py).
 MIXTURE_PRIORS = ("mog", "vamp")
+#: The priors this script trains with BB-ANS's networks, by dataset (binarized MNIST's
+#: mixture rows are the likelihood table's models).
+TRAINED_PRIORS = {"binarized_mnist": ("normal",), "mnist_8bit": ("normal", "mog")}
+#: Components of a trained mixture prior (as the likelihood table's)
+COMPONENTS = 500
 PUBLISHED = {
     "binarized_mnist": {"bb_ans": 0.19, "bz2": 0.25, "gzip": 0.33},
     "mnist_8bit": {"bb_ans": 1.41, "bz2": 1.42},
@@ -178,10 +186,11 @@ def likelihood_model(runs: Path, prior: str) -> tuple[VAE, dict]:
 
 def model_name(args) -> str:
     """What the row's model is, for the results file."""
-    if args.prior != "normal":
+    if args.prior not in TRAINED_PRIORS[args.dataset]:
         return f"MLP 784-300-300-40, {args.prior} prior (likelihood_bmnist.py --model {args.prior})"
     hidden, z_dim = ARCHITECTURE[args.dataset]
-    return args.model or f"MLP 784-{hidden[0]}-{z_dim}"
+    mixture = f", mog prior ({COMPONENTS} components)" if args.prior == "mog" else ""
+    return args.model or f"MLP 784-{hidden[0]}-{z_dim}{mixture}"
 
 
 def train_row(args, folder: RowFolder, train, val) -> dict:
@@ -194,7 +203,12 @@ def train_row(args, folder: RowFolder, train, val) -> dict:
         hidden, z_dim = ARCHITECTURE[args.dataset]
         pyro.set_rng_seed(args.seed)
         vae = VAE.build(
-            (1, 28, 28), z_dim, likelihood=args.likelihood, net_kwargs={"hidden": hidden}
+            (1, 28, 28),
+            z_dim,
+            args.prior,
+            likelihood=args.likelihood,
+            net_kwargs={"hidden": hidden},
+            prior_kwargs={"components": COMPONENTS} if args.prior == "mog" else None,
         )
         keep = KeepBest(folder, lambda vae, h: h["val_elbo"][-1], args.epochs, args.patience)
         history = fit(
@@ -276,14 +290,17 @@ def main() -> None:
         "--prior",
         choices=("normal", *MIXTURE_PRIORS),
         default="normal",
-        help="normal: train BB-ANS's model; mog, vamp: the likelihood table's model",
+        help="normal: train BB-ANS's model; mog, vamp: the likelihood table's model "
+        "(binarized MNIST), mog: BB-ANS's network with a mixture prior (8-bit MNIST)",
     )
     args = parser.parse_args()
     args.likelihood = args.likelihood or LIKELIHOODS[args.dataset][0]
     if args.likelihood not in LIKELIHOODS[args.dataset]:
         parser.error(f"--likelihood for {args.dataset}: one of {LIKELIHOODS[args.dataset]}")
-    if args.prior != "normal" and (args.dataset != "binarized_mnist" or args.model):
-        parser.error(f"--prior {args.prior} is for --dataset binarized_mnist, without --model")
+    if args.prior != "normal" and args.model:
+        parser.error(f"--prior {args.prior} trains or reads its own model: drop --model")
+    if args.dataset == "mnist_8bit" and args.prior not in TRAINED_PRIORS[args.dataset]:
+        parser.error(f"--prior for mnist_8bit: one of {TRAINED_PRIORS[args.dataset]}")
     args.patience = args.patience or None
     setup(args)
 
@@ -298,7 +315,7 @@ def main() -> None:
     row = folder.read("done.json")
     if row is None:
         try:
-            if args.prior != "normal":
+            if args.prior not in TRAINED_PRIORS[args.dataset]:
                 vae, trained = likelihood_model(runs_root(), args.prior)
                 print(f"{name}: the likelihood table's {args.prior} model", flush=True)
             elif args.model:
@@ -307,9 +324,8 @@ def main() -> None:
                 trained = {"epochs": None, "epoch": None, "train_seconds": None}
                 print(f"{name}: the model {args.model}", flush=True)
             else:
-                hidden, z_dim = ARCHITECTURE[args.dataset]
                 print(
-                    f"{name}: MLP 784-{'-'.join(map(str, hidden))}-{z_dim}, {len(train)} "
+                    f"{name}: {model_name(args)}, {len(train)} "
                     f"training and {len(val)} validation images; at most {args.epochs} "
                     f"epochs (patience {args.patience}), batch {args.batch_size}, Adam "
                     f"{args.lr}, device {args.device}",

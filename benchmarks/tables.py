@@ -336,6 +336,13 @@ def readme(folder: Path) -> list[str]:
             f"best {mog.get('best_epoch')}) | between the standard prior and the VampPrior "
             f"(85.57) | {_when(mog)} |"
         )
+    vamp = _finished(likelihood_rows, model="vamp")
+    if vamp is not None:
+        out.append(
+            f"| same, VampPrior (500 pseudo-inputs) | {_nll(vamp)} ({vamp['epochs']} epochs, "
+            f"best {vamp.get('best_epoch')}) | 85.57 (gated networks); pythae 85.79 | "
+            f"{_when(vamp)} |"
+        )
     iwae = _finished(likelihood_rows, model="iwae")
     vae = _finished(likelihood_rows, model="burda_vae")
     if iwae is not None and vae is not None and iwae["epochs"] == vae["epochs"]:

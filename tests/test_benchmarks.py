@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+import pyvae
+from pyvae.priors import MixtureOfGaussians
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 TABLES = ROOT / "benchmarks" / "tables.py"
@@ -76,6 +79,37 @@ def test_compression_recipe_codes_with_the_likelihood_tables_mixture_model(tmp_p
     assert (runs / "compression" / "binarized_mnist-bernoulli-mog" / "done.json").exists()
     table = "\n".join(load_tables().compression(tmp_path / "results"))
     assert "| binarized_mnist | bernoulli | mog | 3 | " in table
+
+
+@pytest.mark.skipif(not (DATA / "MNIST").exists(), reason="needs ../shared/data/MNIST")
+def test_compression_recipe_trains_8bit_mnist_with_a_mixture_prior(tmp_path):
+    compress = ["benchmarks/compression.py", "--dataset", "mnist_8bit", "--root", str(DATA)]
+    compress += ["--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    refused = run(*compress, "--prior", "vamp", status=2)
+    assert "--prior for mnist_8bit: one of ('normal', 'mog')" in refused
+    run(
+        *compress,
+        "--prior",
+        "mog",
+        "--epochs",
+        "1",
+        "--n-train",
+        "200",
+        "--n-val",
+        "50",
+        "--n",
+        "3",
+    )
+    (row,) = json.loads((tmp_path / "results" / "compression.json").read_text())["rows"]
+    assert (row["dataset"], row["likelihood"], row["prior"]) == (
+        "mnist_8bit",
+        "beta_binomial",
+        "mog",
+    )
+    assert row["model"] == "MLP 784-200-50, mog prior (500 components)"
+    assert row["n"] == 3 and row["bits_per_dim"] > row["neg_elbo_bits_per_dim"] > 0
+    vae = pyvae.load(tmp_path / "runs" / "mnist_8bit-beta_binomial-mog" / "best.pt")
+    assert isinstance(vae.prior, MixtureOfGaussians) and vae.prior.logits.shape == (500,)
 
 
 @needs_mnist
