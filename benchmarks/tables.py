@@ -329,20 +329,20 @@ def readme(folder: Path) -> list[str]:
             else "not run yet | 88.6-89.9 | |"
         )
     )
-    mog = _finished(likelihood_rows, model="mog")
-    if mog is not None:
-        out.append(
-            f"| same, mixture prior (500 components) | {_nll(mog)} ({mog['epochs']} epochs, "
-            f"best {mog.get('best_epoch')}) | between the standard prior and the VampPrior "
-            f"(85.57) | {_when(mog)} |"
-        )
-    vamp = _finished(likelihood_rows, model="vamp")
-    if vamp is not None:
-        out.append(
-            f"| same, VampPrior (500 pseudo-inputs) | {_nll(vamp)} ({vamp['epochs']} epochs, "
-            f"best {vamp.get('best_epoch')}) | 85.57 (gated networks); pythae 85.79 | "
-            f"{_when(vamp)} |"
-        )
+    for model, name, published in (
+        (
+            "mog",
+            "mixture prior (500 components)",
+            "between the standard prior and the VampPrior (85.57)",
+        ),
+        ("vamp", "VampPrior (500 pseudo-inputs)", "85.57 (gated networks); pythae 85.79"),
+    ):
+        row = _finished(likelihood_rows, model=model)
+        if row is not None:
+            out.append(
+                f"| same, {name} | {_nll(row)} ({row['epochs']} epochs, best "
+                f"{row.get('best_epoch')}) | {published} | {_when(row)} |"
+            )
     iwae = _finished(likelihood_rows, model="iwae")
     vae = _finished(likelihood_rows, model="burda_vae")
     if iwae is not None and vae is not None and iwae["epochs"] == vae["epochs"]:
