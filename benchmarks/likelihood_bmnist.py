@@ -8,6 +8,7 @@ goes to ``benchmarks/results/likelihood_bmnist.json`` (key: model). One command 
     python benchmarks/likelihood_bmnist.py --model normal
     python benchmarks/likelihood_bmnist.py --model mog
     python benchmarks/likelihood_bmnist.py --model vamp
+    python benchmarks/likelihood_bmnist.py --model vamp --activation glu   # gated layers
     python benchmarks/likelihood_bmnist.py --model flow
     python benchmarks/likelihood_bmnist.py --model iaf
     python benchmarks/likelihood_bmnist.py --model iwae
@@ -32,14 +33,14 @@ Settings, after the papers (what differs is said); each can be overridden by its
 
 - ``normal``, ``mog``, ``vamp``, ``flow``, ``iaf``: Tomczak & Welling (2018)'s one-layer
   models: z_dim 40, encoder and decoder with two hidden layers of 300 units (theirs are
-  gated; here ReLU), Bernoulli likelihood, Adam with learning rate 5e-4, batch 100, KL
-  warm-up over 100 epochs, at most 2000 epochs with early stopping on the validation
-  ELBO (patience 50 epochs), the best epoch kept. ``mog``: 500 learnable Gaussian
-  components; ``vamp``: 500 pseudo-inputs, started at training images (theirs: random,
-  clipped to [0, 1]); ``flow``: two spline autoregressive transforms
-  (``priors.FlowPrior``); ``iaf``: the IAF posterior (Kingma et al. 2016), two steps with
-  320-320 MADEs and a 40-dimensional context from the encoder (their MNIST models are
-  convolutional ResNets).
+  gated; here ReLU unless ``--activation glu``), Bernoulli likelihood, Adam with
+  learning rate 5e-4, batch 100, KL warm-up over 100 epochs, at most 2000 epochs with
+  early stopping on the validation ELBO (patience 50 epochs), the best epoch kept.
+  ``mog``: 500 learnable Gaussian components; ``vamp``: 500 pseudo-inputs, started at
+  training images (theirs: random, clipped to [0, 1]); ``flow``: two spline
+  autoregressive transforms (``priors.FlowPrior``); ``iaf``: the IAF posterior (Kingma
+  et al. 2016), two steps with 320-320 MADEs and a 40-dimensional context from the
+  encoder (their MNIST models are convolutional ResNets).
 - ``iwae``: Burda et al. (2016)'s one-layer model: 784-200-200-50 with tanh units,
   trained with the IWAE bound, K = 50, batch 20, Adam, 3280 epochs in 8 stages, stage i
   (0..7) 3^i epochs at learning rate 1e-3 * 10^(-i/7), no warm-up, no early stopping.
@@ -50,6 +51,9 @@ Settings, after the papers (what differs is said); each can be overridden by its
 - ``burda_vae``: the same networks, schedule and model selection as ``iwae``, trained with
   the ELBO (one draw of z per image): Burda et al.'s VAE column, so that the two rows with
   the same ``--epochs`` show what the IWAE bound gains for equal training.
+- ``--activation glu``: the hidden layers of both networks are gated, h = (W x) *
+  sigmoid(V x) (``nets.ACTIVATIONS``), as Tomczak & Welling's are; a row of its own
+  (folder ``<model>-glu/``, key model and activation).
 
 Published test NLLs to compare with (nats): a standard VAE about 88.6-89.9, VampPrior
 85.57, IWAE (K = 50) 87.10.
@@ -74,7 +78,7 @@ from _recipe import (
 from _results import write_row
 
 import pyvae
-from pyvae import VAE, data, fit
+from pyvae import VAE, data, fit, nets
 from pyvae.iwae import IWAE
 from pyvae.posteriors import IAFVAE
 
@@ -83,17 +87,38 @@ MODELS = ("normal", "mog", "vamp", "flow", "iaf", "iwae", "burda_vae")
 BURDA_MODELS = ("iwae", "burda_vae")
 PUBLISHED = {"normal": "88.6-89.9", "vamp": "85.57", "iwae": "87.10"}
 #: The papers' settings: Tomczak & Welling (2018) for the one-layer rows, Burda et al. (2016)
-TOMCZAK = {"epochs": 2000, "batch_size": 100, "lr": 5e-4, "warmup_epochs": 100.0, "patience": 50}
-BURDA = {"epochs": 3280, "batch_size": 20, "lr": 1e-3, "warmup_epochs": 0.0, "patience": 0}
+TOMCZAK = {
+    "epochs": 2000,
+    "batch_size": 100,
+    "lr": 5e-4,
+    "warmup_epochs": 100.0,
+    "patience": 50,
+    "activation": "relu",
+}
+BURDA = {
+    "epochs": 3280,
+    "batch_size": 20,
+    "lr": 1e-3,
+    "warmup_epochs": 0.0,
+    "patience": 0,
+    "activation": "tanh",
+}
 IWAE_K = 50
 
 
-def build(model: str) -> VAE:
-    """The row's VAE (see the module docstring for the settings)."""
+def recipe(model: str) -> dict:
+    """The paper's settings of the row ``model``."""
+    return BURDA if model in BURDA_MODELS else TOMCZAK
+
+
+def build(model: str, activation: str | None = None) -> VAE:
+    """The row's VAE (see the module docstring for the settings), with ``activation`` for
+    the hidden units (default: the paper's row's)."""
+    activation = activation or recipe(model)["activation"]
     shape = (1, 28, 28)
     if model in BURDA_MODELS:
-        return VAE.build(shape, 50, net_kwargs={"hidden": (200, 200), "activation": "tanh"})
-    net_kwargs = {"hidden": (300, 300)}
+        return VAE.build(shape, 50, net_kwargs={"hidden": (200, 200), "activation": activation})
+    net_kwargs = {"hidden": (300, 300), "activation": activation}
     if model == "iaf":
         return IAFVAE.build(
             shape, 40, num_steps=2, context_dim=40, hidden_dims=(320, 320), net_kwargs=net_kwargs
@@ -158,7 +183,7 @@ def train_row(args, folder: RowFolder, train, val) -> dict:
             sub.mkdir(exist_ok=True)
             pyro.set_rng_seed(args.seed)
             if i == 0:
-                vae = build(args.model)
+                vae = build(args.model, args.activation)
                 if args.model == "vamp":
                     vae.prior.init_from_data(data.as_tensor(train).float())
             else:
@@ -247,18 +272,31 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=None, help="validation images (all)")
     parser.add_argument("--n-test", type=int, default=None, help="test images (all)")
     parser.add_argument("--num-samples", type=int, default=5000, help="importance samples")
+    parser.add_argument(
+        "--activation",
+        choices=sorted(nets.ACTIVATIONS),
+        default=None,
+        help="of the hidden units; default: the paper's row's (relu; tanh for iwae and "
+        "burda_vae); glu: gated layers, as Tomczak & Welling's",
+    )
     args = parser.parse_args()
-    for key, value in (BURDA if args.model in BURDA_MODELS else TOMCZAK).items():
+    for key, value in recipe(args.model).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     setup(args)
 
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "results", "root")}
-    folder = RowFolder(args.out, args.model, settings)
+    name = args.model
+    if args.activation == recipe(args.model)["activation"]:
+        settings.pop("activation")  # the folders of the paper's networks predate the flag
+    else:
+        name += f"-{args.activation}"
+    folder = RowFolder(args.out, name, settings)
     train, val, x_test = load_data(args)
     print(
-        f"{args.model}: {len(train)} training, {len(val)} validation, {len(x_test)} test "
-        f"images; at most {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, "
+        f"{name}: {len(train)} training, {len(val)} validation, {len(x_test)} test "
+        f"images; {args.activation} units; at most {args.epochs} epochs, batch "
+        f"{args.batch_size}, lr {args.lr}, "
         f"warm-up {args.warmup_epochs:g} epochs, patience {args.patience or 'none'}; device "
         f"{args.device}; folder {folder.path}",
         flush=True,
@@ -278,7 +316,8 @@ def main() -> None:
         folder.write("done.json", row)
         full = args.n_train is None and args.n_val is None and args.n_test is None
         if full and args.num_samples == 5000 or args.results is not None:
-            path = write_row("likelihood_bmnist", {"model": args.model}, row, args.device)
+            key = {"model": args.model, "activation": args.activation}
+            path = write_row("likelihood_bmnist", key, row, args.device)
             print(f"  wrote {path}")
         else:
             print("  a subset run: no results file written (give --results DIR to write one)")

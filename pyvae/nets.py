@@ -61,7 +61,13 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
     "leaky_relu": nn.LeakyReLU,
+    "glu": nn.GLU,
 }
+#: Activations that give fewer values than they take, and how many times fewer: the
+#: linear layer before one is that many times wider. ``glu`` (a gated linear unit, the
+#: "gated dense" layers of Tomczak & Welling's VampPrior models): ``a * sigmoid(b)`` of the
+#: two halves ``a``, ``b`` of its input.
+NARROWING: dict[type[nn.Module], int] = {nn.GLU: 2}
 
 
 def _activation(activation: str | type[nn.Module]) -> type[nn.Module]:
@@ -82,9 +88,10 @@ def _mlp(sizes: Sequence[int], activation: str | type[nn.Module]) -> nn.Sequenti
     activation = _activation(activation)
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(activation())
+        if i == len(sizes) - 2:
+            layers.append(nn.Linear(a, b))
+        else:
+            layers += [nn.Linear(a, b * NARROWING.get(activation, 1)), activation()]
     return nn.Sequential(*layers)
 
 

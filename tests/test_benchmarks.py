@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import pyvae
 from pyvae.priors import MixtureOfGaussians
@@ -130,6 +131,17 @@ def test_likelihood_recipe_runs_resumes_and_tabulates(tmp_path):
     assert "finished already" in again and "epoch " not in again.split("\n")[1]
     table = "\n".join(load_tables().likelihood(tmp_path / "results"))
     assert "| standard prior | `--model normal --epochs 1 --warmup-epochs 0 " in table  # its flags
+    gated = run(*command, "--activation", "glu")  # a row and a folder of its own
+    assert "normal-glu: " in gated and "glu units" in gated and "test NLL" in gated
+    rows = json.loads((tmp_path / "results" / "likelihood_bmnist.json").read_text())["rows"]
+    assert sorted((r["model"], r["activation"]) for r in rows) == [
+        ("normal", "glu"),
+        ("normal", "relu"),
+    ]
+    vae = pyvae.load(tmp_path / "runs" / "normal-glu" / "best.pt")
+    assert isinstance(vae.encoder.net[1], torch.nn.GLU)
+    table = "\n".join(load_tables().likelihood(tmp_path / "results"))
+    assert "| standard prior, gated layers | `--model normal " in table
 
 
 def test_burda_vae_row_differs_from_the_iwae_row_in_its_objective_only():

@@ -177,6 +177,21 @@ def test_activations_by_name_save_and_load(tmp_path):
         nets.MLPEncoder((4,), 2, activation="softmax")
 
 
+def test_gated_layers_are_a_times_sigmoid_b_of_a_twice_as_wide_linear_layer():
+    """activation="glu": Tomczak & Welling's gated dense layers, h = (W x) * sigmoid(V x)."""
+    enc = nets.MLPEncoder((1, 4, 4), 3, hidden=(5, 6), activation="glu")
+    first, gate, second = enc.net[0], enc.net[1], enc.net[2]
+    assert (first.in_features, first.out_features) == (16, 10) and isinstance(gate, nn.GLU)
+    assert (second.in_features, second.out_features) == (5, 12)
+    assert (enc.net[-1].in_features, enc.net[-1].out_features) == (6, 6)  # no gate: loc, scale
+    x = torch.rand(7, 16)
+    w, v = first.weight.split(5), first.bias.split(5)
+    expected = (x @ w[0].T + v[0]) * torch.sigmoid(x @ w[1].T + v[1])
+    torch.testing.assert_close(enc.net[:2](x), expected)
+    loc, scale = enc(x.reshape(7, 1, 4, 4))
+    assert loc.shape == scale.shape == (7, 3) and bool((scale > 0).all())
+
+
 @pytest.mark.parametrize("hidden", [(0,), (8, -1), (2.5,), (True,)])
 def test_hidden_sizes_must_be_positive_integers(hidden):
     with pytest.raises(ValueError, match="hidden layer sizes must be integers >= 1"):
